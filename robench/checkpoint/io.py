@@ -1,0 +1,124 @@
+"""Save and load robench checkpoints safely.
+
+Weights are safetensors by default. Pickle-based files (``.pt``, ``.pth``, ``.bin``) are read only
+through ``torch.load(weights_only=True)``, which refuses any object that would run code; robench
+never falls back to full unpickling.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robench.checkpoint.card import Card
+from robench.errors import RobenchError
+from robench.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
+from robench.models.registry import build_model
+
+SAFE_SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+def card_path_for(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def save_checkpoint(net: nn.Module, card: Card, path: Path | str) -> str:
+    """Write ``path`` (``.safetensors``) and its card atomically; returns the weights' sha256.
+
+    The card's ``params`` and ``weights_sha256`` are filled in here.
+    """
+    from safetensors.torch import save
+
+    path = Path(path)
+    if path.suffix != SAFE_SUFFIX:
+        path = path.with_name(path.name + SAFE_SUFFIX)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    # No per-file metadata (e.g. the name): identical weights must give an identical sha256.
+    data = save(state, metadata={"format": "pt"})
+    digest = sha256_bytes(data)
+    card.params = sum(p.numel() for p in net.parameters())
+    card.weights_sha256 = digest
+    card.name = card.name or path.stem
+    atomic_write_bytes(path, data)
+    atomic_write_text(card_path_for(path), card.to_json())
+    return digest
+
+
+def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """Read a state dict and the file's sha256 without executing any pickled code."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RobenchError(f"checkpoint {path} not found") from None
+    except IsADirectoryError:
+        raise RobenchError(f"checkpoint {path} is a directory; give the .safetensors file") from None
+    digest = sha256_bytes(raw)
+    if path.suffix == SAFE_SUFFIX:
+        from safetensors.torch import load
+
+        try:
+            state = load(raw)
+        except Exception as e:  # safetensors raises its own error type for any malformed file
+            raise RobenchError(
+                f"checkpoint {path} is corrupt or truncated ({str(e).splitlines()[0]}); re-create or re-download it"
+            ) from None
+        return state, digest
+    if path.suffix in PICKLE_SUFFIXES:
+        import io
+
+        try:
+            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise RobenchError(
+                f"refusing to load {path}: it needs arbitrary unpickling, which can run code ({first[:160]}); "
+                "convert it to a plain state dict saved with safetensors"
+            ) from None
+        except (RuntimeError, EOFError, ValueError) as e:
+            raise RobenchError(f"checkpoint {path} is corrupt or not a torch file ({str(e).splitlines()[0][:160]})") from None
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise RobenchError(f"checkpoint {path} does not hold a state dict of tensors")
+        return obj, digest
+    raise RobenchError(
+        f"unsupported checkpoint format {path.suffix or '(no suffix)'!r} for {path}; use .safetensors "
+        f"(or a state dict in {', '.join(PICKLE_SUFFIXES)})"
+    )
+
+
+def check_state_dict(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a one-line error listing every key/shape difference between card and weights."""
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    shapes = [f"{k} {got[k]} vs card {expected[k]}" for k in sorted(set(got) & set(expected)) if got[k] != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing[:5]}" + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected[:5]}" + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else ""))
+    if shapes:
+        problems.append(f"shape mismatches: {'; '.join(shapes[:5])}" + (f" (+{len(shapes) - 5} more)" if len(shapes) > 5 else ""))
+    if problems:
+        raise RobenchError(f"{source}: card does not match weights: {', '.join(problems)}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise RobenchError(f"{source}: weights contain NaN or inf in {bad[:3]}; the checkpoint is broken")
+
+
+def load_checkpoint(path: Path | str) -> tuple[nn.Module, Card, str]:
+    """Load ``(net, card, weights_sha256)``; the card must sit beside the weights as ``NAME.json``."""
+    path = Path(path)
+    state, digest = read_state_dict(path)
+    card = Card.read(card_path_for(path))
+    net = build_model(card.architecture)
+    check_state_dict(net, state, str(path))
+    net.load_state_dict(state)
+    net.eval()
+    return net, card, digest

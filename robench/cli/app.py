@@ -1,0 +1,56 @@
+"""The Typer application and the error contract of every command.
+
+Bad input (:class:`~robench.errors.RobenchError`) -> one line on stderr, exit 2, no traceback.
+Anything else is a bug -> one line plus a hint, exit 1 (``ROBENCH_DEBUG=1`` shows the traceback).
+Commands import heavy modules (torch, timm, textattack) inside their bodies: ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="robench",
+    help="Robustness benchmarking for Transformer classifiers (SA, BSA, GRC, BSA-GRC).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Tables go to stdout; progress and notes to stderr so that `--json -` output stays machine-readable.
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    sys.stderr.write(f"robench: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+    return typer.Exit(code)
+
+
+def main() -> None:
+    """Console entry point."""
+    from robench.errors import RobenchError
+
+    import robench.cli  # noqa: F401  (registers the commands)
+
+    try:
+        app()
+    except RobenchError as e:
+        raise SystemExit(fail(str(e), e.exit_code).exit_code) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("robench: interrupted\n")
+        raise SystemExit(130) from None
+    except Exception as e:  # a bug: keep the one-line contract, offer the traceback on demand
+        if os.environ.get("ROBENCH_DEBUG"):
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        sys.stderr.write(
+            f"robench: internal error: {type(e).__name__}: {first} (re-run with ROBENCH_DEBUG=1 for the traceback)\n"
+        )
+        raise SystemExit(1) from None

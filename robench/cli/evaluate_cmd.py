@@ -1,0 +1,76 @@
+"""``robench evaluate``: leaderboard of every MODEL on its dataset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from robench.cli.app import app, err_console, out_console
+
+
+def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
+    """Fail before any work if an export could not be written."""
+    from robench.errors import RobenchError
+
+    for flag, p in paths.items():
+        if p is None or str(p) == "-":
+            continue
+        if p.is_dir():
+            raise RobenchError(f"--{flag} {p} is a directory; give a file path")
+        if not p.parent.is_dir():
+            raise RobenchError(f"--{flag} {p}: directory {p.parent} does not exist; create it first")
+
+
+def write_exports(rows, paths: dict[str, Optional[Path]]) -> None:
+    from robench.results.schema import EXPORTERS, export
+
+    for fmt, p in paths.items():
+        if p is None:
+            continue
+        if str(p) == "-":
+            sys.stdout.write(EXPORTERS[fmt](rows))
+        else:
+            export(rows, p, fmt)
+            err_console.print(f"wrote {fmt} -> {p}")
+
+
+@app.command()
+def evaluate(
+    models: List[str] = typer.Argument(None, help="Zoo names or checkpoint paths (default: the whole zoo)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name (default: each model's own, from its card)."),
+    split: str = typer.Option("test", "--split", help="Dataset split."),
+    num_examples: Optional[int] = typer.Option(None, "-n", "--num-examples", help="Seeded stratified sample size (default: whole split)."),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling (and attacks)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Export rows as CSV ('-' for stdout)."),
+    json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout: machine output)."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
+) -> None:
+    """Evaluate checkpoints and print a leaderboard (clean accuracy, n, 95% Wilson interval)."""
+    from robench.evaluate import EvaluateArgs, evaluate as run_evaluate
+    from robench.render import leaderboard_tables
+
+    exports = {"csv": csv, "json": json_, "markdown": markdown}
+    check_export_paths(exports)
+    args = EvaluateArgs(
+        models=models or [], dataset=dataset, split=split, num_examples=num_examples,
+        batch_size=batch_size, device=device, seed=seed, out=out,
+    )
+    machine = any(str(p) == "-" for p in exports.values() if p is not None)
+    show = not quiet and not machine
+
+    def note(row) -> None:
+        if show:
+            err_console.print(f"  {row.model}: {row.threat} {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)")
+
+    rows = run_evaluate(args, on_row=note)
+    if show:
+        for table in leaderboard_tables(rows):
+            out_console.print(table)
+    write_exports(rows, exports)

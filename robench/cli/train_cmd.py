@@ -1,0 +1,58 @@
+"""``robench train``: train one variant on an embedded task -> checkpoint + card."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from robench.cli.app import app, err_console, out_console
+
+
+@app.command()
+def train(
+    task: str = typer.Option(..., "--task", help="digits or wordnet-topics."),
+    variant: str = typer.Option(..., "--variant", help="sa, bsa, grc or bsa-grc."),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint path (NAME.safetensors; NAME.json is written beside)."),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    embed_dim: Optional[int] = typer.Option(None, "--embed-dim"),
+    depth: Optional[int] = typer.Option(None, "--depth"),
+    heads: Optional[int] = typer.Option(None, "--heads"),
+    lr: Optional[float] = typer.Option(None, "--lr"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    device: str = typer.Option("cpu", "--device", help="cpu (bit-reproducible), cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train a model deterministically and write NAME.safetensors + NAME.json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from robench.device import resolve_device
+    from robench.errors import RobenchError
+    from robench.train import TrainArgs, train as run_train
+
+    dev = resolve_device(device)
+    if not out.parent.is_dir():
+        raise RobenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
+    args = TrainArgs(task=task, variant=variant, seed=seed, epochs=epochs, embed_dim=embed_dim, depth=depth,
+                     num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev))
+    command = shlex.join(["robench", *sys.argv[1:]])
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f} · train acc {task.fields[acc]:.1%}"), TimeElapsedColumn(),
+        console=err_console, disable=quiet,
+    ) as progress:
+        bar = progress.add_task(f"{task}/{variant}", total=args.resolved()["epochs"], loss=float("nan"), acc=0.0)
+
+        def on_epoch(s) -> None:
+            progress.update(bar, completed=s.epoch, loss=s.loss, acc=s.train_acc)
+
+        result = run_train(args, out, command=command, on_epoch=on_epoch)
+    if not quiet:
+        out_console.print(
+            f"{result.path}: test accuracy {100 * result.test_accuracy:.2f}% (n={result.card.evaluation['n']}), "
+            f"{result.card.params:,} params, sha256 {result.sha256[:16]}…, {result.seconds:.1f}s"
+        )

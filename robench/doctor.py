@@ -1,0 +1,52 @@
+"""Environment checks behind ``robench doctor`` (cheap: nothing heavy is imported)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+from dataclasses import dataclass
+
+from robench.resources.paths import nltk_data_dir
+from robench.resources.wordnet import HOW_TO_GET_WORDNET, find_stopwords, find_wordnet
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _package(name: str, dist: str | None = None, how: str = "") -> Check:
+    if importlib.util.find_spec(name) is None:
+        return Check(name, False, how or f"pip install {dist or name}")
+    return Check(name, True, importlib.metadata.version(dist or name))
+
+
+def run_checks() -> list[Check]:
+    """Every check, in display order."""
+    checks = []
+    wn = find_wordnet(include_debian=False)
+    if wn is not None:
+        checks.append(Check("WordNet (NLTK)", True, str(wn)))
+    else:
+        debian = find_wordnet()
+        hint = "run `robench doctor --fix`" if debian is not None else HOW_TO_GET_WORDNET
+        checks.append(Check("WordNet (NLTK)", False, f"not in NLTK's path; {hint}"))
+    sw = find_stopwords()
+    checks.append(Check("stopwords (NLTK)", sw is not None, str(sw) if sw else "run `robench doctor --fix`"))
+    checks.append(Check("robench NLTK dir", nltk_data_dir().is_dir(), str(nltk_data_dir())))
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    checks.append(Check("HF offline mode", True, "on (HF_HUB_OFFLINE=1)" if offline else
+                        "off: hub names are tried online; set HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 when air-gapped"))
+    import torch
+
+    if torch.cuda.is_available():
+        checks.append(Check("CUDA", True, f"{torch.cuda.device_count()} device(s): {torch.cuda.get_device_name(0)}"))
+    else:
+        checks.append(Check("CUDA", False, f"not available (torch {torch.__version__}); robench runs on CPU"))
+    checks.append(_package("torchattacks", how="pip install --no-deps torchattacks==3.5.1"))
+    checks.append(_package("textattack", how="pip install textattack==0.3.11 (see scripts/setup.sh for the pins)"))
+    checks.append(_package("timm"))
+    return checks

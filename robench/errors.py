@@ -1,0 +1,18 @@
+"""User-facing errors.
+
+A :class:`RobenchError` is a problem with the user's input (a bad spec, a missing file, a corrupt
+checkpoint, ...). The CLI prints its message as one line on stderr and exits with code 2; anything
+else is a bug and exits with code 1.
+"""
+
+from __future__ import annotations
+
+
+class RobenchError(Exception):
+    """Bad usage or bad input: the message says what is wrong and how to fix it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        # One line only: the CLI contract is "one clear line on stderr".
+        super().__init__(" ".join(str(message).split()))

@@ -1,0 +1,98 @@
+"""Resolve a MODEL argument (zoo name or checkpoint path) into a ready-to-run model.
+
+Every model robench evaluates is a :class:`LoadedModel`: a module that takes *raw* inputs (images
+in [0, 1], or token ids from its tokenizer) plus the card that describes it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robench.checkpoint.card import Card
+from robench.checkpoint.io import PICKLE_SUFFIXES, SAFE_SUFFIX, load_checkpoint
+from robench.data.tokenizer import WordTokenizer
+from robench.errors import RobenchError
+from robench.models.wrappers import ImageClassifier, TextClassifier
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for evaluation: ``module(raw inputs) -> logits``."""
+
+    name: str
+    module: nn.Module
+    card: Card
+    sha256: str
+    path: Path | None = None
+
+    @property
+    def task(self) -> str:
+        return self.card.task
+
+    @property
+    def labels(self) -> list[str]:
+        return self.card.labels
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+
+def zoo_dir() -> Path:
+    """The model zoo: ``$ROBENCH_ZOO`` or the repository's top-level ``models/`` folder."""
+    env = os.environ.get("ROBENCH_ZOO")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def list_zoo() -> list[str]:
+    """Names of the checkpoints in the zoo (those with a card beside their weights)."""
+    d = zoo_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.stem for p in d.glob(f"*{SAFE_SUFFIX}") if p.with_suffix(".json").is_file())
+
+
+def wrap(net: nn.Module, card: Card) -> nn.Module:
+    """Put the card's preprocessing contract in front of ``net``."""
+    if card.task == "image-classification":
+        return ImageClassifier.from_contract(net, card.preprocessing)
+    return TextClassifier(net, WordTokenizer.from_contract(card.preprocessing))
+
+
+def resolve_path(spec: str) -> Path:
+    """Map a MODEL argument to a weights file; a clear error lists what would have been accepted."""
+    if spec.startswith(("timm:", "hf:")):
+        raise RobenchError(
+            f"{spec.split(':')[0]}: model specs are not supported by this robench version; "
+            "use a zoo name or a robench .safetensors checkpoint"
+        )
+    path = Path(spec)
+    if path.suffix in (SAFE_SUFFIX, *PICKLE_SUFFIXES) or os.sep in spec:
+        if not path.exists():
+            raise RobenchError(f"checkpoint {path} not found")
+        return path
+    zoo_file = zoo_dir() / f"{spec}{SAFE_SUFFIX}"
+    if zoo_file.is_file():
+        return zoo_file
+    if path.with_suffix(SAFE_SUFFIX).is_file():
+        return path.with_suffix(SAFE_SUFFIX)
+    names = list_zoo()
+    raise RobenchError(
+        f"unknown model {spec!r}: not a zoo name nor a checkpoint path; zoo: {', '.join(names) or '(empty)'}"
+    )
+
+
+def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a zoo name or checkpoint path, wrap it with its preprocessing, move it to ``device``.
+
+    The module is in eval mode; the returned model takes raw inputs.
+    """
+    path = resolve_path(str(spec))
+    net, card, digest = load_checkpoint(path)
+    module = wrap(net, card).to(device).eval()
+    return LoadedModel(name=card.name or path.stem, module=module, card=card, sha256=digest, path=path)

@@ -1,0 +1,70 @@
+"""Rich rendering of result rows: the leaderboard (one table per dataset)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+from rich.table import Table
+
+from robench.results.schema import ResultRow
+
+CLEAN = "none"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
+    """One table per (dataset, split): a row per model, clean accuracy with its 95% Wilson interval,
+    then one column per threat (attacked accuracy +/- the interval's half-width), best first."""
+    groups: "OrderedDict[tuple[str, str], list[ResultRow]]" = OrderedDict()
+    for r in rows:
+        groups.setdefault((r.dataset, r.split), []).append(r)
+    tables = []
+    for (dataset, split), group in groups.items():
+        threats = list(OrderedDict.fromkeys(r.threat for r in group if r.threat != CLEAN))
+        by_model: "OrderedDict[str, dict[str, ResultRow]]" = OrderedDict()
+        for r in group:
+            by_model.setdefault(r.model, {})[r.threat] = r
+
+        def score(cells: dict[str, ResultRow]) -> float:
+            attacked = [cells[t].attacked_acc for t in threats if t in cells]
+            if attacked:
+                return sum(attacked) / len(attacked)
+            first = next(iter(cells.values()))
+            return first.clean_acc
+
+        ranked = sorted(by_model.items(), key=lambda kv: -score(kv[1]))
+        seeds = sorted({r.seed for r in group})
+        devices = sorted({r.device for r in group})
+        ns = sorted({r.n for r in group})
+        table = Table(
+            title=f"robench leaderboard: {dataset} ({split})",
+            caption=(
+                f"dataset {dataset}/{split} · n={'/'.join(map(str, ns))} · seed {'/'.join(map(str, seeds))} · "
+                f"device {'/'.join(devices)} · accuracy in %, higher is better · ± is the 95% Wilson half-width"
+            ),
+        )
+        table.add_column("#", justify="right")
+        table.add_column("model")
+        table.add_column("n", justify="right")
+        table.add_column("clean %", justify="right")
+        table.add_column("95% CI", justify="right")
+        for t in threats:
+            table.add_column(t, justify="right")
+        for rank, (model, cells) in enumerate(ranked, 1):
+            ref = cells.get(CLEAN) or next(iter(cells.values()))
+            clean_cells = [_pct(ref.clean_acc), "-"]
+            if CLEAN in cells:
+                clean_cells[1] = f"[{_pct(ref.attacked_ci_low)}, {_pct(ref.attacked_ci_high)}]"
+            threat_cells = []
+            for t in threats:
+                c = cells.get(t)
+                threat_cells.append(
+                    "-" if c is None else f"{_pct(c.attacked_acc)} ±{_pct((c.attacked_ci_high - c.attacked_ci_low) / 2)}"
+                )
+            table.add_row(str(rank), model, str(ref.n), *clean_cells, *threat_cells)
+        tables.append(table)
+    return tables

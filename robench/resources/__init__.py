@@ -1,0 +1,1 @@
+"""Offline resources robench needs (WordNet, stopwords) and where they live."""

@@ -1,0 +1,1 @@
+"""Per-example records, the one result schema, statistics and exports."""

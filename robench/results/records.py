@@ -1,0 +1,81 @@
+"""Per-example records: the source every summary number is computed from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+from robench.fileio import atomic_write_text
+
+
+@dataclass
+class Record:
+    """What happened to one example under one threat.
+
+    ``attacked_pred`` equals ``clean_pred`` for examples that were misclassified when clean (they
+    are not attacked) and for the clean threat ``none``.
+    """
+
+    id: int
+    label: int
+    clean_pred: int
+    attacked_pred: int
+    perturbation: float = 0.0
+    queries: int = 0
+
+    @property
+    def clean_correct(self) -> bool:
+        return self.clean_pred == self.label
+
+    @property
+    def robust(self) -> bool:
+        return self.clean_correct and self.attacked_pred == self.label
+
+
+@dataclass
+class Summary:
+    n: int
+    clean_correct: int
+    robust: int
+    broken: int
+    mean_perturbation: float
+    mean_queries: float
+
+    @property
+    def clean_acc(self) -> float:
+        return self.clean_correct / self.n
+
+    @property
+    def attacked_acc(self) -> float:
+        return self.robust / self.n
+
+    @property
+    def attack_success_rate(self) -> float:
+        """Broken / attacked; attacked = correctly classified when clean."""
+        return self.broken / self.clean_correct if self.clean_correct else 0.0
+
+
+def summarize(records: Iterable[Record]) -> Summary:
+    """Counts and means over records; perturbation and queries are averaged over attacked examples."""
+    recs = list(records)
+    attacked = [r for r in recs if r.clean_correct]
+    robust = sum(r.robust for r in recs)
+    return Summary(
+        n=len(recs),
+        clean_correct=len(attacked),
+        robust=robust,
+        broken=len(attacked) - robust,
+        mean_perturbation=sum(r.perturbation for r in attacked) / len(attacked) if attacked else 0.0,
+        mean_queries=sum(r.queries for r in attacked) / len(attacked) if attacked else 0.0,
+    )
+
+
+def write_records(path: Path, records: Iterable[Record]) -> None:
+    """Write records as JSONL atomically."""
+    atomic_write_text(path, "".join(json.dumps(asdict(r)) + "\n" for r in records))
+
+
+def read_records(path: Path) -> list[Record]:
+    return [Record(**json.loads(line)) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -1,0 +1,117 @@
+"""CLI contract: --help imports, the evaluate leaderboard and exports, exit codes for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, assert_one_line_error
+from robench.results.schema import COLUMNS
+
+
+def test_help_does_not_import_textattack_timm_or_torch():
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "robench", "--help"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for heavy in ("textattack", "timm", "torch", "torchattacks"):
+        assert heavy not in imported, heavy
+    for cmd in ("evaluate", "train", "models", "doctor"):
+        assert cmd in proc.stdout
+
+
+def test_timm_registry_creates_every_variant():
+    import timm
+    import torch
+
+    import robench.models.timm_models  # noqa: F401  (registers with timm)
+
+    for v in ("sa", "bsa", "grc", "bsa_grc"):
+        m = timm.create_model(f"robench_vit_{v}", img_size=8, patch_size=2, in_chans=1, num_classes=10, embed_dim=32, depth=2)
+        assert m(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+        assert (m.pos_embed is None) == v.startswith("bsa")
+    assert set(timm.list_models("robench_vit_*")) == {"robench_vit_sa", "robench_vit_bsa", "robench_vit_grc", "robench_vit_bsa_grc"}
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["evaluate", "no-such-model"], "unknown model 'no-such-model'"),
+        (["evaluate", "digits-vit-sa", "--device", "tpu"], "unknown device 'tpu'"),
+        (["evaluate", "digits-vit-sa", "-n", "0"], "-n/--num-examples must be >= 1"),
+        (["evaluate", "digits-vit-sa", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["evaluate", "digits-vit-sa", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["evaluate", "digits-vit-sa", "--dataset", "wordnet-topics"], "has 10 labels but dataset wordnet-topics has 4"),
+        (["evaluate", "digits-vit-sa", "--split", "dev"], "has splits train, test"),
+        (["evaluate", "timm:vit_tiny_patch16_224"], "not supported by this robench version"),
+    ],
+)
+def test_bad_input_exit_2(cli, args, fragment):
+    proc = cli(*args)
+    assert_one_line_error(proc, fragment)
+
+
+def test_invalid_export_directory_exit_2_and_no_file(cli, tmp_path):
+    target = tmp_path / "missing" / "out.csv"
+    proc = cli("evaluate", "digits-vit-sa", "--csv", str(target), "--device", "cpu")
+    assert_one_line_error(proc, "does not exist; create it first")
+    assert not target.parent.exists()
+
+
+@pytest.mark.slow
+def test_evaluate_zoo_reproduces_cards_and_exports_agree(cli, tmp_path, wordnet_available):
+    from robench.loading import list_zoo, zoo_dir
+
+    zoo = list_zoo()
+    assert len(zoo) == 8
+    paths = {fmt: tmp_path / f"rows.{ext}" for fmt, ext in (("csv", "csv"), ("json", "json"), ("markdown", "md"))}
+    proc = cli("evaluate", "--device", "cpu", "--out", str(tmp_path / "records"),
+               *(x for fmt, p in paths.items() for x in (f"--{fmt}", str(p))))
+    assert proc.returncode == 0, proc.stderr
+    for name in zoo:
+        assert name in proc.stdout
+    assert "higher is better" in proc.stdout and "95% CI" in proc.stdout
+    rows = list(csv.DictReader(paths["csv"].open()))
+    assert list(rows[0]) == COLUMNS
+    assert sorted(r["model"] for r in rows) == zoo
+    as_json = json.loads(paths["json"].read_text())
+    md = paths["markdown"].read_text()
+    for r, j in zip(rows, as_json):
+        card = json.loads((zoo_dir() / f"{r['model']}.json").read_text())
+        # re-measured accuracy equals the card's figure, on the same n
+        assert float(r["clean_acc"]) == pytest.approx(card["evaluation"]["clean_accuracy"], abs=1e-6)
+        assert int(r["n"]) == card["evaluation"]["n"]
+        assert r["checkpoint_sha256"] == card["weights_sha256"]
+        assert r["threat"] == "none"
+        for c in COLUMNS:
+            assert str(j[c]) == r[c] or float(j[c]) == float(r[c])
+        assert f"| {r['model']} | {r['checkpoint_sha256']} |" in md
+        assert f"| {r['clean_acc']} | {r['attacked_acc']} | {r['attacked_ci_low']} | {r['attacked_ci_high']} |" in md
+        # the records are the source of the summary
+        recs = [json.loads(l) for l in (tmp_path / "records" / f"{r['model']}__none.jsonl").read_text().splitlines()]
+        assert len(recs) == int(r["n"])
+        assert sum(x["clean_pred"] == x["label"] for x in recs) / len(recs) == pytest.approx(float(r["clean_acc"]), abs=1e-6)
+
+
+def test_sample_is_stratified_and_machine_output(cli):
+    proc = cli("evaluate", "digits-vit-sa", "-n", "50", "--seed", "1", "--json", "-", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 1 and rows[0]["n"] == 50 and rows[0]["seed"] == 1
+    lo, hi, acc = rows[0]["attacked_ci_low"], rows[0]["attacked_ci_high"], rows[0]["clean_acc"]
+    assert lo <= acc <= hi
+
+
+def test_models_lists_zoo(cli):
+    proc = cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert len(data["zoo"]) == 8
+    for e in data["zoo"]:
+        assert e["params"] > 0 and e["n"] > 0
+        assert e["clean_acc"] >= (0.78 if e["task"] == "text-classification" else 0.85)  # measured, see README
+    assert data["families"] == ["text", "vit"]
