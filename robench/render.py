@@ -43,8 +43,8 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         table = Table(
             title=f"robench leaderboard: {dataset} ({split})",
             caption=(
-                f"dataset {dataset}/{split} · n={'/'.join(map(str, ns))} · seed {'/'.join(map(str, seeds))} · "
-                f"device {'/'.join(devices)} · accuracy in %, higher is better · ± is the 95% Wilson half-width"
+                f"n={'/'.join(map(str, ns))} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
+                "accuracy in %, higher is better; CI and ± are 95% Wilson"
             ),
         )
         table.add_column("#", justify="right")
