@@ -1,7 +1,8 @@
 """``robench.evaluate``: every model x every threat -> one :class:`ResultRow` each.
 
-This version measures clean accuracy (threat ``none``); per-example records are kept and every
-summary number is computed from them.
+One clean pass per model (threat ``none``), then each threat of the suite (or the ``--threat``
+list) for the model's modality, attacking only the examples still correctly classified. Every
+summary number is computed from the per-example records, which ``--out DIR`` writes as JSONL.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from robench.errors import RobenchError
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.results.records import Record, summarize, write_records
 from robench.results.schema import ResultRow
-from robench.results.stats import wilson_interval
+from robench.results.stats import mcnemar_exact, wilson_interval
+from robench.runner import attack_records, check_modality
+from robench.threats.base import Threat
+from robench.threats.registry import build_threat
+from robench.threats.suite import load_suite
 
 CLEAN = "none"
 
@@ -38,6 +43,9 @@ class EvaluateArgs:
     device: str = "auto"
     seed: int = 0
     out: Path | None = None
+    suite: str = "default"
+    threats: Sequence[str] = ()
+    baseline: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -92,6 +100,23 @@ def clean_records(model: LoadedModel, ds: Dataset, batch_size: int) -> list[Reco
     return [Record(id=i, label=int(y), clean_pred=int(p), attacked_pred=int(p)) for i, y, p in zip(ds.ids, ds.targets, preds)]
 
 
+def modality_of(model: LoadedModel) -> str:
+    return "image" if model.task == "image-classification" else "text"
+
+
+def resolve_threats(args: EvaluateArgs) -> dict[str, list[Threat]]:
+    """Threats per modality: the ad-hoc ``--threat`` list if given, else the suite's."""
+    if args.threats:
+        out: dict[str, list[Threat]] = {"image": [], "text": []}
+        for spec in args.threats:
+            t = build_threat(spec)
+            if t not in out[t.modality]:
+                out[t.modality].append(t)
+        return out
+    suite = load_suite(args.suite)
+    return {m: suite.for_modality(m) for m in ("image", "text")}
+
+
 def make_row(model: LoadedModel, ds: Dataset, threat: str, records: list[Record], unit: str,
              seconds: float, seed: int, device: torch.device) -> ResultRow:
     """Summarise records into the result schema."""
@@ -106,21 +131,56 @@ def make_row(model: LoadedModel, ds: Dataset, threat: str, records: list[Record]
     )
 
 
+def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Record]], baseline: str) -> None:
+    """Paired difference to the baseline model and an exact McNemar p-value, per (model, threat),
+    computed on the same examples (same dataset, split, sample)."""
+    base_rows = {(r.dataset, r.split, r.threat): r for r in rows if r.model == baseline}
+    if not base_rows:
+        raise RobenchError(f"--baseline {baseline!r} is not one of the evaluated models")
+    for r in rows:
+        b = base_rows.get((r.dataset, r.split, r.threat))
+        if b is None or r.model == baseline:
+            continue
+        mine, theirs = results[(r.model, r.threat)], results[(baseline, r.threat)]
+        if [x.id for x in mine] != [x.id for x in theirs]:
+            raise RobenchError(f"cannot pair {r.model} with baseline {baseline}: they were evaluated on different examples")
+        only_base = sum(t.robust and not m.robust for m, t in zip(mine, theirs))
+        only_mine = sum(m.robust and not t.robust for m, t in zip(mine, theirs))
+        r.baseline = baseline
+        r.delta_vs_baseline = round((only_mine - only_base) / len(mine), 6)  # = attacked_acc - baseline's
+        r.mcnemar_p = mcnemar_exact(only_mine, only_base)
+
+
 def evaluate(
     args: EvaluateArgs,
     on_row: Callable[[ResultRow], None] | None = None,
 ) -> list[ResultRow]:
-    """Evaluate each model (default: the whole zoo) on its dataset; one row per (model, threat)."""
+    """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
+
+    Returns one row per (model, threat), the clean row (``threat = none``) first for each model.
+    """
     device = resolve_device(args.device)
     specs = list(args.models) or list_zoo()
     if not specs:
         raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
+    if args.baseline is not None and args.baseline not in specs:
+        specs.append(args.baseline)
+    threats = resolve_threats(args)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RobenchError(f"--out {args.out}: cannot create the directory ({e.strerror})") from None
+    models = [load_model(spec, device) for spec in specs]  # fail fast on any bad model
+    if args.threats:
+        modalities = {modality_of(m) for m in models}
+        for t in [t for ts in threats.values() for t in ts]:
+            if t.modality not in modalities:
+                raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
     datasets: dict[tuple[str, str], Dataset] = {}
-    rows = []
-    for spec in specs:
-        model = load_model(spec, device)
+    rows: list[ResultRow] = []
+    results: dict[tuple[str, str], list[Record]] = {}
+    for model in models:
         name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
         if not name:
             raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
@@ -131,11 +191,21 @@ def evaluate(
         check_labels(model, ds)
         ds = select_examples(ds, args.num_examples, args.seed)
         start = time.perf_counter()
-        records = clean_records(model, ds, args.batch_size)
-        row = make_row(model, ds, CLEAN, records, "none", time.perf_counter() - start, args.seed, device)
-        if args.out is not None:
-            write_records(args.out / f"{model.name}__{CLEAN}.jsonl", records)
-        rows.append(row)
-        if on_row:
-            on_row(row)
+        clean = clean_records(model, ds, args.batch_size)
+        todo: list[tuple[str, str, list[Record], float]] = [(CLEAN, "none", clean, time.perf_counter() - start)]
+        for threat in threats[modality_of(model)]:
+            check_modality(model, threat)
+            start = time.perf_counter()
+            recs = attack_records(model, ds, threat, clean, args.batch_size, args.seed)
+            todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start))
+        for spec, unit, recs, seconds in todo:
+            row = make_row(model, ds, spec, recs, unit, seconds, args.seed, device)
+            results[(model.name, spec)] = recs
+            if args.out is not None:
+                write_records(args.out / f"{model.name}__{spec.replace(':', '_').replace('/', '_')}.jsonl", recs)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+    if args.baseline is not None:
+        add_baseline(rows, results, load_model(args.baseline, "cpu").name)
     return rows

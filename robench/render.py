@@ -16,6 +16,25 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def short_threat(spec: str) -> str:
+    """Column header: the threat with only its non-default parameters."""
+    from robench.errors import RobenchError
+    from robench.threats.registry import build_threat
+
+    try:
+        return build_threat(spec).short
+    except RobenchError:  # a stored result from another robench version: show it as stored
+        return spec
+
+
+def _cell(r: ResultRow) -> str:
+    text = f"{_pct(r.attacked_acc)} ±{_pct((r.attacked_ci_high - r.attacked_ci_low) / 2)}"
+    if r.baseline and r.delta_vs_baseline is not None:
+        p = "p<0.001" if r.mcnemar_p < 0.001 else f"p={r.mcnemar_p:.3f}"
+        text += f"\nΔ{100 * r.delta_vs_baseline:+.1f} {p}"
+    return text
+
+
 def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
     """One table per (dataset, split): a row per model, clean accuracy with its 95% Wilson interval,
     then one column per threat (attacked accuracy +/- the interval's half-width), best first."""
@@ -40,20 +59,22 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         seeds = sorted({r.seed for r in group})
         devices = sorted({r.device for r in group})
         ns = sorted({r.n for r in group})
+        baselines = sorted({r.baseline for r in group if r.baseline})
         table = Table(
             title=f"robench leaderboard: {dataset} ({split})",
             caption=(
                 f"n={'/'.join(map(str, ns))} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
                 "accuracy in %, higher is better; CI and ± are 95% Wilson"
+                + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar" if baselines else "")
             ),
         )
         table.add_column("#", justify="right")
-        table.add_column("model")
+        table.add_column("model", no_wrap=True)
         table.add_column("n", justify="right")
         table.add_column("clean %", justify="right")
         table.add_column("95% CI", justify="right")
         for t in threats:
-            table.add_column(t, justify="right")
+            table.add_column(short_threat(t), justify="right", overflow="fold")
         for rank, (model, cells) in enumerate(ranked, 1):
             ref = cells.get(CLEAN) or next(iter(cells.values()))
             clean_cells = [_pct(ref.clean_acc), "-"]
@@ -62,9 +83,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
             threat_cells = []
             for t in threats:
                 c = cells.get(t)
-                threat_cells.append(
-                    "-" if c is None else f"{_pct(c.attacked_acc)} ±{_pct((c.attacked_ci_high - c.attacked_ci_low) / 2)}"
-                )
+                threat_cells.append("-" if c is None else _cell(c))
             table.add_row(str(rank), model, str(ref.n), *clean_cells, *threat_cells)
         tables.append(table)
     return tables

@@ -20,7 +20,7 @@ def test_help_does_not_import_textattack_timm_or_torch():
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("textattack", "timm", "torch", "torchattacks"):
         assert heavy not in imported, heavy
-    for cmd in ("evaluate", "train", "models", "doctor"):
+    for cmd in ("evaluate", "attack", "train", "models", "threats", "leaderboard", "doctor"):
         assert cmd in proc.stdout
 
 
@@ -65,6 +65,7 @@ def test_invalid_export_directory_exit_2_and_no_file(cli, tmp_path):
 @pytest.mark.slow
 def test_evaluate_zoo_reproduces_cards_and_exports_agree(cli, tmp_path, wordnet_available):
     from robench.loading import list_zoo, zoo_dir
+    from robench.threats.suite import load_suite
 
     zoo = list_zoo()
     assert len(zoo) == 8
@@ -77,28 +78,42 @@ def test_evaluate_zoo_reproduces_cards_and_exports_agree(cli, tmp_path, wordnet_
     assert "higher is better" in proc.stdout and "95% CI" in proc.stdout
     rows = list(csv.DictReader(paths["csv"].open()))
     assert list(rows[0]) == COLUMNS
-    assert sorted(r["model"] for r in rows) == zoo
+    image_threats = [t.spec for t in load_suite("default").for_modality("image")]
+    expected = sorted((m, "none") for m in zoo) + sorted((m, t) for m in zoo if m.startswith("digits") for t in image_threats)
+    assert sorted((r["model"], r["threat"]) for r in rows) == sorted(expected)
     as_json = json.loads(paths["json"].read_text())
     md = paths["markdown"].read_text()
+    assert len(as_json) == len(rows)
     for r, j in zip(rows, as_json):
         card = json.loads((zoo_dir() / f"{r['model']}.json").read_text())
         # re-measured accuracy equals the card's figure, on the same n
         assert float(r["clean_acc"]) == pytest.approx(card["evaluation"]["clean_accuracy"], abs=1e-6)
         assert int(r["n"]) == card["evaluation"]["n"]
         assert r["checkpoint_sha256"] == card["weights_sha256"]
-        assert r["threat"] == "none"
         for c in COLUMNS:
-            assert str(j[c]) == r[c] or float(j[c]) == float(r[c])
+            assert str(j[c]) == r[c] or (j[c] is None and r[c] == "") or float(j[c]) == float(r[c])
         assert f"| {r['model']} | {r['checkpoint_sha256']} |" in md
         assert f"| {r['clean_acc']} | {r['attacked_acc']} | {r['attacked_ci_low']} | {r['attacked_ci_high']} |" in md
+        assert float(r["attacked_acc"]) <= float(r["clean_acc"])
         # the records are the source of the summary
-        recs = [json.loads(l) for l in (tmp_path / "records" / f"{r['model']}__none.jsonl").read_text().splitlines()]
+        fname = f"{r['model']}__{r['threat'].replace(':', '_').replace('/', '_')}.jsonl"
+        recs = [json.loads(l) for l in (tmp_path / "records" / fname).read_text().splitlines()]
         assert len(recs) == int(r["n"])
         assert sum(x["clean_pred"] == x["label"] for x in recs) / len(recs) == pytest.approx(float(r["clean_acc"]), abs=1e-6)
+        assert sum(x["attacked_pred"] == x["label"] for x in recs) / len(recs) == pytest.approx(float(r["attacked_acc"]), abs=1e-6)
+    # the table shows the numbers the CSV holds
+    for r in rows:
+        if r["threat"] != "none":
+            assert f"{100 * float(r['attacked_acc']):.1f} ±" in proc.stdout
+    # `robench leaderboard` re-renders and re-exports the same rows
+    again = tmp_path / "again.json"
+    proc2 = cli("leaderboard", str(paths["csv"]), "--json", str(again))
+    assert proc2.returncode == 0, proc2.stderr
+    assert json.loads(again.read_text()) == as_json
 
 
 def test_sample_is_stratified_and_machine_output(cli):
-    proc = cli("evaluate", "digits-vit-sa", "-n", "50", "--seed", "1", "--json", "-", "--device", "cpu")
+    proc = cli("evaluate", "digits-vit-sa", "-n", "50", "--seed", "1", "--suite", "clean", "--json", "-", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert len(rows) == 1 and rows[0]["n"] == 50 and rows[0]["seed"] == 1

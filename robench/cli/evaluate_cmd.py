@@ -47,12 +47,15 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling (and attacks)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
+    suite: str = typer.Option("default", "--suite", help="Threat suite: a name in attacks/ (default, paper, clean) or a .toml path."),
+    threat: Optional[List[str]] = typer.Option(None, "--threat", help="Ad-hoc threat spec (repeatable); replaces the suite."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model to compare against: paired difference + exact McNemar p."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Export rows as CSV ('-' for stdout)."),
     json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout: machine output)."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
 ) -> None:
-    """Evaluate checkpoints and print a leaderboard (clean accuracy, n, 95% Wilson interval)."""
+    """Evaluate checkpoints under a threat suite and print a leaderboard (accuracy with 95% Wilson intervals)."""
     from robench.evaluate import EvaluateArgs, evaluate as run_evaluate
     from robench.render import leaderboard_tables
 
@@ -60,14 +63,15 @@ def evaluate(
     check_export_paths(exports)
     args = EvaluateArgs(
         models=models or [], dataset=dataset, split=split, num_examples=num_examples,
-        batch_size=batch_size, device=device, seed=seed, out=out,
+        batch_size=batch_size, device=device, seed=seed, out=out, suite=suite, threats=threat or [],
+        baseline=baseline,
     )
     machine = any(str(p) == "-" for p in exports.values() if p is not None)
     show = not quiet and not machine
 
     def note(row) -> None:
         if show:
-            err_console.print(f"  {row.model}: {row.threat} {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)")
+            err_console.print(f"  {row.model} · {row.threat}: {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
     rows = run_evaluate(args, on_row=note)
     if show:

@@ -33,8 +33,17 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(name: str, split: str = "test") -> Dataset:
-    """Load a registered dataset split; a bad name or split is a one-line error."""
+    """Load a registered dataset split (or a ``--save-adv`` file); bad names are a one-line error."""
     _ensure_builtin()
+    if name.endswith(".safetensors"):
+        from pathlib import Path
+
+        from robench.data.adversarial import load_adversarial
+
+        ds = load_adversarial(Path(name))
+        if len(ds) == 0:
+            raise RobenchError(f"dataset file {name} is empty")
+        return ds
     try:
         loader = _DATASETS[name]
     except KeyError:

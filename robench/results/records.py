@@ -22,8 +22,10 @@ class Record:
     label: int
     clean_pred: int
     attacked_pred: int
-    perturbation: float = 0.0
-    queries: int = 0
+    perturbation: float = 0.0  # in the threat's unit (Linf or L2 pixels, changed-word fraction, ...)
+    queries: float = 0.0
+    linf: float = 0.0
+    l2: float = 0.0
 
     @property
     def clean_correct(self) -> bool:
@@ -58,16 +60,17 @@ class Summary:
 
 
 def summarize(records: Iterable[Record]) -> Summary:
-    """Counts and means over records; perturbation and queries are averaged over attacked examples."""
+    """Counts and means with TextAttack's conventions: perturbation is averaged over successful
+    attacks (broken examples), queries over attacked (not skipped) examples."""
     recs = list(records)
     attacked = [r for r in recs if r.clean_correct]
-    robust = sum(r.robust for r in recs)
+    broken = [r for r in attacked if not r.robust]
     return Summary(
         n=len(recs),
         clean_correct=len(attacked),
-        robust=robust,
-        broken=len(attacked) - robust,
-        mean_perturbation=sum(r.perturbation for r in attacked) / len(attacked) if attacked else 0.0,
+        robust=len(attacked) - len(broken),
+        broken=len(broken),
+        mean_perturbation=sum(r.perturbation for r in broken) / len(broken) if broken else 0.0,
         mean_queries=sum(r.queries for r in attacked) / len(attacked) if attacked else 0.0,
     )
 

@@ -11,7 +11,7 @@ import io
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from robench.errors import RobenchError
 from robench.fileio import atomic_write_text
@@ -40,11 +40,18 @@ class ResultRow:
     seed: int
     device: str
     robench_version: str
+    # Filled only with --baseline: paired accuracy difference and exact McNemar p on the same examples.
+    baseline: str = ""
+    delta_vs_baseline: Optional[float] = None
+    mcnemar_p: Optional[float] = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.type == "float":
+            if f.type == "Optional[float]":
+                # p-values keep 6 significant digits: rounding to decimals would print 0
+                setattr(self, f.name, None if v in (None, "") else float(f"{float(v):.6g}"))
+            elif f.type == "float":
                 setattr(self, f.name, round(float(v), FLOAT_DECIMALS))
             elif f.type == "int":
                 setattr(self, f.name, int(v))
@@ -53,6 +60,8 @@ class ResultRow:
 
 
 COLUMNS: list[str] = [f.name for f in fields(ResultRow)]
+BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p"]
+REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS]
 
 
 def to_csv(rows: Sequence[ResultRow]) -> str:
@@ -77,7 +86,7 @@ def to_markdown(rows: Sequence[ResultRow]) -> str:
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]
     for r in rows:
-        lines.append("| " + " | ".join(str(v) for v in asdict(r).values()) + " |")
+        lines.append("| " + " | ".join("" if v is None else str(v) for v in asdict(r).values()) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -90,13 +99,26 @@ def export(rows: Sequence[ResultRow], path: Path | str, fmt: str) -> None:
 
 
 def _coerce(d: dict, source: str) -> ResultRow:
-    missing = [c for c in COLUMNS if c not in d]
+    missing = [c for c in REQUIRED_COLUMNS if c not in d]
     if missing:
         raise RobenchError(f"{source} is not a robench result file: missing columns {missing[:5]}")
     try:
-        return ResultRow(**{c: d[c] for c in COLUMNS})
+        return ResultRow(**{c: d[c] for c in COLUMNS if c in d})
     except (TypeError, ValueError) as e:
         raise RobenchError(f"{source} has a malformed value: {e}") from None
+
+
+def _json_items(path: Path, text: str) -> list:
+    try:
+        if path.suffix == ".jsonl":
+            items = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            items = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RobenchError(f"result file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
+        raise RobenchError(f"result file {path} must hold a list of row objects")
+    return items
 
 
 def read_rows(path: Path | str) -> list[ResultRow]:
@@ -107,14 +129,10 @@ def read_rows(path: Path | str) -> list[ResultRow]:
     except FileNotFoundError:
         raise RobenchError(f"result file {path} not found") from None
     if path.suffix == ".csv":
-        return [_coerce(d, str(path)) for d in csv.DictReader(io.StringIO(text))]
-    try:
-        if path.suffix == ".jsonl":
-            items: Iterable = [json.loads(l) for l in text.splitlines() if l.strip()]
-        else:
-            items = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise RobenchError(f"result file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(items, list):
-        raise RobenchError(f"result file {path} must hold a list of rows")
-    return [_coerce(d, str(path)) for d in items]
+        items: Iterable = list(csv.DictReader(io.StringIO(text)))
+    else:
+        items = _json_items(path, text)
+    rows = [_coerce(d, str(path)) for d in items]
+    if not rows:
+        raise RobenchError(f"result file {path} holds no rows")
+    return rows

@@ -1,0 +1,107 @@
+"""``robench.attack``: one threat on one checkpoint, in detail, optionally saving the adversarials."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from robench.data.registry import load_dataset
+from robench.device import resolve_device
+from robench.errors import RobenchError
+from robench.evaluate import CLEAN, check_labels, clean_records, make_row, select_examples
+from robench.fileio import atomic_write_bytes
+from robench.loading import LoadedModel, load_model
+from robench.results.records import Record, write_records
+from robench.results.schema import ResultRow
+from robench.runner import attack_records, check_modality
+from robench.threats.registry import build_threat
+from robench.data.adversarial import ADV_FORMAT
+
+
+@dataclass
+class AttackArgs:
+    """Arguments of ``robench attack`` (shared by the CLI and the Python API)."""
+
+    model: str
+    threat: str
+    dataset: str | None = None
+    split: str = "test"
+    num_examples: int | None = None
+    batch_size: int = 256
+    device: str = "auto"
+    seed: int = 0
+    out: Path | None = None
+    save_adv: Path | None = None
+
+
+@dataclass
+class AttackReport:
+    clean_row: ResultRow
+    row: ResultRow
+    records: list[Record]
+    max_linf: float
+    max_l2: float
+    examples_per_second: float
+    examples: list[Record] = field(default_factory=list)
+
+
+def save_adversarials(path: Path, model: LoadedModel, ds, records: list[Record], adv: dict[int, torch.Tensor], threat: str) -> None:
+    """All examples of the run (adversarial where attacked, clean otherwise) as safetensors."""
+    from safetensors.torch import save
+
+    images = ds.inputs.clone()
+    for pos, x in adv.items():
+        images[pos] = x
+    tensors = {
+        "images": images.contiguous(),
+        "labels": ds.targets.clone(),
+        "ids": torch.tensor(ds.ids, dtype=torch.long),
+        "clean_preds": torch.tensor([r.clean_pred for r in records], dtype=torch.long),
+        "adv_preds": torch.tensor([r.attacked_pred for r in records], dtype=torch.long),
+    }
+    meta = {"format": ADV_FORMAT, "labels": json.dumps(model.labels), "model": model.name,
+            "checkpoint_sha256": model.sha256, "threat": threat, "dataset": ds.name, "split": ds.split}
+    atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def attack(args: AttackArgs) -> AttackReport:
+    """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost."""
+    threat = build_threat(args.threat)
+    if args.save_adv is not None and not args.save_adv.parent.is_dir():
+        raise RobenchError(f"--save-adv {args.save_adv}: directory {args.save_adv.parent} does not exist; create it first")
+    if args.save_adv is not None and threat.modality != "image":
+        raise RobenchError("--save-adv supports image threats only")
+    device = resolve_device(args.device)
+    model = load_model(args.model, device)
+    check_modality(model, threat)
+    name = args.dataset or model.card.evaluation.get("dataset")
+    if not name:
+        raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
+    ds = load_dataset(name, args.split)
+    check_labels(model, ds)
+    ds = select_examples(ds, args.num_examples, args.seed)
+    start = time.perf_counter()
+    clean = clean_records(model, ds, args.batch_size)
+    clean_row = make_row(model, ds, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
+    adv: dict[int, torch.Tensor] = {}
+    start = time.perf_counter()
+    records = attack_records(model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv)
+    seconds = time.perf_counter() - start
+    row = make_row(model, ds, threat.spec, records, threat.norm, seconds, args.seed, device)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_records(args.out / f"{model.name}__{threat.spec.replace(':', '_').replace('/', '_')}.jsonl", records)
+    if args.save_adv is not None:
+        save_adversarials(args.save_adv, model, ds, records, adv, threat.spec)
+    attacked = [r for r in records if r.clean_correct]
+    broken = [r for r in attacked if not r.robust]
+    return AttackReport(
+        clean_row=clean_row, row=row, records=records,
+        max_linf=max((r.linf for r in attacked), default=0.0), max_l2=max((r.l2 for r in attacked), default=0.0),
+        examples_per_second=len(attacked) / seconds if seconds > 0 else float("inf"),
+        examples=broken[:5],
+    )

@@ -1,0 +1,68 @@
+"""``robench attack``: one threat on one checkpoint, in detail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from robench.cli.app import app, err_console, out_console
+from robench.cli.evaluate_cmd import check_export_paths, write_exports
+
+
+@app.command()
+def attack(
+    model: str = typer.Argument(..., help="Zoo name or checkpoint path."),
+    threat: str = typer.Option(..., "--threat", help="Threat spec, e.g. pgd:eps=8/255,steps=20 (see `robench threats`)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    split: str = typer.Option("test", "--split"),
+    num_examples: Optional[int] = typer.Option(None, "-n", "--num-examples"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
+    save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images, labels, predictions (safetensors)."),
+    csv: Optional[Path] = typer.Option(None, "--csv"),
+    json_: Optional[Path] = typer.Option(None, "--json"),
+    markdown: Optional[Path] = typer.Option(None, "--markdown"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Attack one model with one threat: accuracy, success rate, perturbation, queries, time, examples."""
+    from rich.table import Table
+
+    from robench.attack import AttackArgs, attack as run_attack
+
+    exports = {"csv": csv, "json": json_, "markdown": markdown}
+    check_export_paths(exports)
+    if num_examples is not None and num_examples < 1:
+        from robench.errors import RobenchError
+
+        raise RobenchError(f"-n/--num-examples must be >= 1, got {num_examples}")
+    rep = run_attack(AttackArgs(model=model, threat=threat, dataset=dataset, split=split, num_examples=num_examples,
+                                batch_size=batch_size, device=device, seed=seed, out=out, save_adv=save_adv))
+    r = rep.row
+    show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None)
+    if show:
+        t = Table(title=f"{r.model} under {r.threat}", show_header=False)
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        t.add_row("dataset", f"{r.dataset}/{r.split}, n={r.n}, seed {r.seed}, {r.device}")
+        t.add_row("clean accuracy", f"{100 * r.clean_acc:.2f}%")
+        t.add_row("attacked accuracy", f"{100 * r.attacked_acc:.2f}% [{100 * r.attacked_ci_low:.1f}, {100 * r.attacked_ci_high:.1f}] (95% Wilson)")
+        t.add_row("attack success rate", f"{100 * r.attack_success_rate:.2f}% of {round(r.clean_acc * r.n)} attacked")
+        t.add_row(f"mean perturbation ({r.perturbation_unit}, broken)", f"{r.mean_perturbation:.4g}")
+        t.add_row("max Linf / max L2 (attacked)", f"{rep.max_linf:.4g} / {rep.max_l2:.4g}")
+        t.add_row("mean queries (attacked)", f"{r.mean_queries:.4g}")
+        t.add_row("time", f"{r.seconds:.2f}s ({rep.examples_per_second:.1f} attacked examples/s)")
+        out_console.print(t)
+        if rep.examples:
+            ex = Table(title="first broken examples")
+            for col in ("id", "label", "clean pred", "attacked pred", "Linf", "L2", "queries"):
+                ex.add_column(col, justify="right")
+            for e in rep.examples:
+                ex.add_row(str(e.id), str(e.label), str(e.clean_pred), str(e.attacked_pred), f"{e.linf:.4g}", f"{e.l2:.4g}", f"{e.queries:.4g}")
+            out_console.print(ex)
+        if save_adv is not None:
+            err_console.print(f"wrote adversarial set -> {save_adv} (re-evaluate with --dataset {save_adv})")
+    write_exports([rep.clean_row, r], exports)

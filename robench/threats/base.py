@@ -1,0 +1,79 @@
+"""The threat interface: a callable object with explicit parameters and a canonical ``repr``.
+
+An image threat attacks a batch of correctly classified images in [0, 1] pixel space and returns,
+per example, the adversarial input kept (the first iterate that broke it, else the final one),
+whether *any* iterate broke it, and how many model queries it spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from robench.threats.registry import Param
+from robench.threats.spec import format_number
+
+
+@dataclass
+class AttackOutcome:
+    adv: Tensor  # (B, ...) adversarial inputs kept for each example
+    adv_pred: Tensor  # (B,) the model's prediction on ``adv``
+    queries: Tensor  # (B,) float: forward passes spent per example
+
+
+class Threat:
+    """Base class. Subclasses set ``name``, ``modality``, ``params``, ``norm`` and implement ``attack``."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]  # "image" or "text"
+    params: ClassVar[tuple[Param, ...]] = ()
+    # "linf", "l2" or "none": the unit of the perturbation column. Threats with a ``norm`` parameter
+    # (apgd, square, autoattack) get it as an instance attribute with the same values.
+    norm: str = "none"
+    summary: ClassVar[str] = ""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = {p.name: values.get(p.name, p.default) for p in self.params}
+        for k, v in self.values.items():
+            setattr(self, k, v)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-parameter checks (single-parameter bounds live in :class:`Param`)."""
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec: every parameter, sorted by name, numbers normalised."""
+        if not self.params:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={format_number(self.values[k])}" for k in sorted(self.values))
+
+    @property
+    def short(self) -> str:
+        """Display form: only the parameters that differ from their defaults."""
+        changed = {p.name: self.values[p.name] for p in self.params if self.values[p.name] != p.default}
+        if not changed:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={format_number(v)}" for k, v in sorted(changed.items()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={self.values[k]!r}" for k in sorted(self.values))
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Threat) and self.spec == other.spec
+
+    def __hash__(self) -> int:
+        return hash(self.spec)
+
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int) -> AttackOutcome:
+        raise NotImplementedError
+
+
+def perturbation_norms(adv: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-example Linf and L2 norms of ``adv - x``."""
+    d = (adv - x).flatten(1).to(torch.float64)
+    return d.abs().amax(1), d.norm(dim=1)

@@ -1,0 +1,57 @@
+"""What every torchattacks-backed image threat shares: seeding, the monitor, the final check."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from robench.errors import RobenchError
+from robench.threats.base import AttackOutcome, Threat
+from robench.threats.monitor import IterateMonitor
+from robench.threats.registry import Param
+
+EPS = Param("eps", "float", 8 / 255, "perturbation budget in [0,1] pixel space", "pixels", low=0.0, high=1.0)
+TARGET = Param("target", "choice", "none", "targeted mode (robust = still correct either way)", choices=("none", "random", "least-likely"))
+
+
+def set_target_mode(attack: Any, target: str) -> None:
+    if target == "random":
+        attack.set_mode_targeted_random()
+    elif target == "least-likely":
+        attack.set_mode_targeted_least_likely()
+
+
+class TorchattacksThreat(Threat):
+    """Runs ``make_attack(monitored_model)`` ``restarts`` times under a fixed seed."""
+
+    modality = "image"
+    aligned: bool = True  # every forward pass carries the whole batch in order (see monitor.py)
+
+    def make_attack(self, model: nn.Module, num_classes: int, seed: int) -> Any:
+        raise NotImplementedError
+
+    def restarts_count(self) -> int:
+        return 1
+
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int) -> AttackOutcome:
+        monitor = IterateMonitor(model, x, y, aligned=self.aligned)
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            final = x
+            for r in range(self.restarts_count()):
+                atk = self.make_attack(monitor, num_classes, seed + r)
+                try:
+                    final = atk(x, y)
+                except ValueError as e:  # torchattacks' input-range check
+                    raise RobenchError(f"{self.name}: {e}; images must be in [0, 1]") from None
+                if self.aligned and bool(monitor.broken.all()):
+                    break
+        with torch.no_grad():
+            final_pred = model(final).argmax(-1)
+        keep_first = monitor.broken
+        adv = torch.where(keep_first.view(-1, *([1] * (x.ndim - 1))), monitor.first_adv, final.detach())
+        pred = torch.where(keep_first, monitor.first_pred, final_pred)
+        return AttackOutcome(adv=adv, adv_pred=pred, queries=monitor.queries)
