@@ -72,7 +72,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         table.add_column("model", no_wrap=True)
         table.add_column("n", justify="right")
         table.add_column("clean %", justify="right")
-        table.add_column("95% CI", justify="right")
+        table.add_column("95% CI", justify="right", no_wrap=True)
         for t in threats:
             table.add_column(short_threat(t), justify="right", overflow="fold")
         for rank, (model, cells) in enumerate(ranked, 1):

@@ -23,7 +23,9 @@ app = typer.Typer(
 )
 
 # Tables go to stdout; progress and notes to stderr so that `--json -` output stays machine-readable.
-out_console = Console()
+# Piped or captured output gets a wide virtual terminal so tables are not squeezed to 80 columns
+# (a table only takes the width it needs).
+out_console = Console() if sys.stdout.isatty() else Console(width=200)
 err_console = Console(stderr=True)
 
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates every file in results/ (CPU, seed 0). Each block is the exact command behind a file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+R=.venv/bin/robench
+
+# default.{csv,md}: the default suite on the whole zoo (what `robench evaluate` prints)
+$R evaluate --device cpu --seed 0 --quiet --csv results/default.csv --markdown results/default.md
+
+# paper-gradient.{csv,md}: the FGSM and PGD part of attacks/paper.toml on the digits zoo, with
+# digits-vit-sa as the baseline (paired difference + exact McNemar p). SPSA is left out here: at
+# robench's SPSA defaults it costs ~40 CPU-minutes for the 4 models x 6 eps.
+threats=()
+for k in 1 2 3 4 5 6; do threats+=(--threat "fgsm:eps=$k/255"); done
+for k in 1 2 3 4 5 6; do threats+=(--threat "pgd:eps=$k/255,alpha=$((3 * k))/5100,steps=20,random_start=1"); done  # alpha = 0.15 eps
+$R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --baseline digits-vit-sa \
+    --device cpu --seed 0 --quiet "${threats[@]}" --csv results/paper-gradient.csv --markdown results/paper-gradient.md
+$R leaderboard results/paper-gradient.csv > results/paper-gradient.txt
+$R leaderboard results/default.csv > results/default.txt
