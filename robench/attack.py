@@ -12,7 +12,7 @@ import torch
 from robench.data.registry import load_dataset
 from robench.device import resolve_device
 from robench.errors import RobenchError
-from robench.evaluate import CLEAN, check_labels, clean_records, make_row, select_examples
+from robench.evaluate import CLEAN, RunArgs, check_labels, clean_records, make_row, select_examples
 from robench.fileio import atomic_write_bytes
 from robench.loading import LoadedModel, load_model
 from robench.results.records import Record, write_records
@@ -22,19 +22,12 @@ from robench.threats.registry import build_threat
 from robench.data.adversarial import ADV_FORMAT
 
 
-@dataclass
-class AttackArgs:
+@dataclass(kw_only=True)
+class AttackArgs(RunArgs):
     """Arguments of ``robench attack`` (shared by the CLI and the Python API)."""
 
     model: str
     threat: str
-    dataset: str | None = None
-    split: str = "test"
-    num_examples: int | None = None
-    batch_size: int = 256
-    device: str = "auto"
-    seed: int = 0
-    out: Path | None = None
     save_adv: Path | None = None
 
 

@@ -8,7 +8,7 @@ summary number is computed from the per-example records, which ``--out DIR`` wri
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,11 +31,10 @@ from robench.threats.suite import load_suite
 CLEAN = "none"
 
 
-@dataclass
-class EvaluateArgs:
-    """Arguments of ``robench evaluate`` (shared by the CLI and the Python API)."""
+@dataclass(kw_only=True)
+class RunArgs:
+    """Options every evaluating command shares (DESIGN.md section 2, common options)."""
 
-    models: Sequence[str] = ()
     dataset: str | None = None
     split: str = "test"
     num_examples: int | None = None
@@ -43,9 +42,6 @@ class EvaluateArgs:
     device: str = "auto"
     seed: int = 0
     out: Path | None = None
-    suite: str = "default"
-    threats: Sequence[str] = ()
-    baseline: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -54,11 +50,14 @@ class EvaluateArgs:
             raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")
 
 
-@dataclass
-class ModelResult:
-    model: LoadedModel
-    dataset: Dataset
-    records: dict[str, list[Record]] = field(default_factory=dict)
+@dataclass(kw_only=True)
+class EvaluateArgs(RunArgs):
+    """Arguments of ``robench evaluate`` (shared by the CLI and the Python API)."""
+
+    models: Sequence[str] = ()
+    suite: str = "default"
+    threats: Sequence[str] = ()
+    baseline: str | None = None
 
 
 def check_labels(model: LoadedModel, ds: Dataset) -> None:

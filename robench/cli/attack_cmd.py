@@ -35,10 +35,6 @@ def attack(
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths(exports)
-    if num_examples is not None and num_examples < 1:
-        from robench.errors import RobenchError
-
-        raise RobenchError(f"-n/--num-examples must be >= 1, got {num_examples}")
     rep = run_attack(AttackArgs(model=model, threat=threat, dataset=dataset, split=split, num_examples=num_examples,
                                 batch_size=batch_size, device=device, seed=seed, out=out, save_adv=save_adv))
     r = rep.row

@@ -23,7 +23,7 @@ class PGD(TorchattacksThreat):
 
     def validate(self) -> None:
         if self.restarts > 1 and not self.random_start:
-            raise RobenchError("pgd: restarts > 1 needs random_start=1 (restarts from the same point are identical)")
+            raise RobenchError(f"{self.name}: restarts > 1 needs random_start=1 (restarts from the same point are identical)")
 
     def restarts_count(self) -> int:
         return self.restarts
