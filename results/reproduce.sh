@@ -7,6 +7,10 @@ R=.venv/bin/robench
 # default.{csv,md}: the default suite on the whole zoo (what `robench evaluate` prints)
 $R evaluate --device cpu --seed 0 --quiet --csv results/default.csv --markdown results/default.md
 
+# default-paired.{csv,md}: the default suite on the digits zoo, paired against digits-vit-sa
+$R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --baseline digits-vit-sa \
+    --device cpu --seed 0 --quiet --csv results/default-paired.csv --markdown results/default-paired.md
+
 # paper-gradient.{csv,md}: the FGSM and PGD part of attacks/paper.toml on the digits zoo, with
 # digits-vit-sa as the baseline (paired difference + exact McNemar p). SPSA is left out here: at
 # robench's SPSA defaults it costs ~40 CPU-minutes for the 4 models x 6 eps.
@@ -17,3 +21,4 @@ $R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --bas
     --device cpu --seed 0 --quiet "${threats[@]}" --csv results/paper-gradient.csv --markdown results/paper-gradient.md
 $R leaderboard results/paper-gradient.csv > results/paper-gradient.txt
 $R leaderboard results/default.csv > results/default.txt
+$R leaderboard results/default-paired.csv > results/default-paired.txt

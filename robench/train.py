@@ -30,7 +30,7 @@ from robench.models.registry import build_model
 # Per-task architecture and optimisation defaults (the zoo is trained with these).
 TASKS: dict[str, dict] = {
     "digits": dict(family="vit", epochs=40, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
-                   lr=2e-3, weight_decay=0.05, batch_size=64, img_size=8, patch_size=2),
+                   lr=2e-3, weight_decay=0.05, batch_size=64, img_size=8, patch_size=4),
     "wordnet-topics": dict(family="text", epochs=20, embed_dim=48, depth=2, num_heads=4, mlp_ratio=2.0,
                            lr=2e-3, weight_decay=0.05, batch_size=64, max_vocab=2000, max_length=32),
 }
