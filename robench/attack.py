@@ -40,6 +40,8 @@ class AttackReport:
     max_l2: float
     examples_per_second: float
     examples: list[Record] = field(default_factory=list)
+    originals: dict[int, str] = field(default_factory=dict)  # example id -> clean text (text threats)
+    labels: list[str] = field(default_factory=list)
 
 
 def save_adversarials(path: Path, model: LoadedModel, ds, records: list[Record], adv: dict[int, torch.Tensor], threat: str) -> None:
@@ -97,4 +99,6 @@ def attack(args: AttackArgs) -> AttackReport:
         max_linf=max((r.linf for r in attacked), default=0.0), max_l2=max((r.l2 for r in attacked), default=0.0),
         examples_per_second=len(attacked) / seconds if seconds > 0 else float("inf"),
         examples=broken[:5],
+        labels=list(model.labels),
+        originals={ds.ids[i]: ds.inputs[i] for i in range(len(ds)) if threat.modality == "text" and ds.ids[i] in {r.id for r in broken[:5]}},
     )

@@ -31,9 +31,12 @@ def attack_records(
     ``keep_adv``, when given, receives the adversarial input of every attacked example (by position).
     """
     check_modality(model, threat)
-    device = model.device
     records = [Record(r.id, r.label, r.clean_pred, r.clean_pred) for r in clean]
     todo = [i for i, r in enumerate(clean) if r.clean_correct]
+    if threat.modality == "text":
+        _attack_texts(model, ds, threat, records, todo, batch_size, seed)
+        return records
+    device = model.device
     num_classes = len(model.labels)
     for start in range(0, len(todo), batch_size):
         pos = todo[start : start + batch_size]
@@ -51,3 +54,24 @@ def attack_records(
             if keep_adv is not None:
                 keep_adv[p] = out.adv[j].detach().cpu()
     return records
+
+
+def example_seed(seed: int, example_id: int) -> int:
+    """Per-example seed: the same (seed, id) gives the same randomness in any batch or order."""
+    return (seed * 1_000_003 + example_id * 7_919 + 12_345) % (2**63)
+
+
+def _attack_texts(model: LoadedModel, ds: Dataset, threat, records: list[Record], todo: list[int], batch_size: int, seed: int) -> None:
+    from robench.threats.text.words import changed_word_fraction
+
+    for start in range(0, len(todo), batch_size):
+        pos = todo[start : start + batch_size]
+        texts = [ds.inputs[p] for p in pos]
+        labels = [int(ds.targets[p]) for p in pos]
+        out = threat.attack_texts(model.module, texts, labels, [example_seed(seed, ds.ids[p]) for p in pos])
+        for j, p in enumerate(pos):
+            r = records[p]
+            r.attacked_pred = int(out.adv_pred[j])
+            r.adv_text = out.adv_texts[j]
+            r.perturbation = changed_word_fraction(texts[j], out.adv_texts[j])
+            r.queries = float(out.queries[j])

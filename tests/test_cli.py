@@ -78,8 +78,15 @@ def test_evaluate_zoo_reproduces_cards_and_exports_agree(cli, tmp_path, wordnet_
     assert "higher is better" in proc.stdout and "95% CI" in proc.stdout
     rows = list(csv.DictReader(paths["csv"].open()))
     assert list(rows[0]) == COLUMNS
-    image_threats = [t.spec for t in load_suite("default").for_modality("image")]
-    expected = sorted((m, "none") for m in zoo) + sorted((m, t) for m in zoo if m.startswith("digits") for t in image_threats)
+    suite = load_suite("default")
+    image_threats = [t.spec for t in suite.for_modality("image")]
+    text_threats = [t.spec for t in suite.for_modality("text")]
+    assert image_threats and text_threats
+    expected = (
+        [(m, "none") for m in zoo]
+        + [(m, t) for m in zoo if m.startswith("digits") for t in image_threats]
+        + [(m, t) for m in zoo if m.startswith("wordnet") for t in text_threats]
+    )
     assert sorted((r["model"], r["threat"]) for r in rows) == sorted(expected)
     as_json = json.loads(paths["json"].read_text())
     md = paths["markdown"].read_text()

@@ -11,6 +11,21 @@ from robench.cli.app import app, err_console, out_console
 from robench.cli.evaluate_cmd import check_export_paths, write_exports
 
 
+def highlight_changes(original: str, perturbed: str):
+    """Rich texts of both sides with the changed words marked (red before, green after)."""
+    import difflib
+
+    from rich.text import Text
+
+    a, b = original.split(), perturbed.split()
+    left, right = Text(), Text()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        same = tag == "equal"
+        left.append(" ".join(a[i1:i2]) + (" " if i2 > i1 else ""), style=None if same else "bold red")
+        right.append(" ".join(b[j1:j2]) + (" " if j2 > j1 else ""), style=None if same else "bold green")
+    return left, right
+
+
 @app.command()
 def attack(
     model: str = typer.Argument(..., help="Zoo name or checkpoint path."),
@@ -52,7 +67,14 @@ def attack(
         t.add_row("mean queries (attacked)", f"{r.mean_queries:.4g}")
         t.add_row("time", f"{r.seconds:.2f}s ({rep.examples_per_second:.1f} attacked examples/s)")
         out_console.print(t)
-        if rep.examples:
+        if rep.examples and rep.originals:
+            for e in rep.examples[:3]:
+                before, after = highlight_changes(rep.originals[e.id], e.adv_text or "")
+                out_console.print(f"[bold]example {e.id}[/] {rep.labels[e.label]} -> predicted {rep.labels[e.attacked_pred]} "
+                                  f"({100 * e.perturbation:.0f}% of words changed, {e.queries:.0f} queries)", highlight=False)
+                out_console.print("  - ", before, sep="", highlight=False)
+                out_console.print("  + ", after, sep="", highlight=False)
+        elif rep.examples:
             ex = Table(title="first broken examples")
             for col in ("id", "label", "clean pred", "attacked pred", "Linf", "L2", "queries"):
                 ex.add_column(col, justify="right")

@@ -40,10 +40,19 @@ class WordTokenizer:
             text = text.lower()
         return _TOKEN_RE.findall(text)
 
+    def ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` without truncation (pieces of a text can be encoded separately
+        when they are cut at word boundaries, which is how attacks re-encode one-word edits)."""
+        get, unk = self.index.get, self.unk_id
+        return [get(w, unk) for w in self.words(text)]
+
+    def finish(self, ids: list[int]) -> list[int]:
+        """Truncate to ``max_length``; an empty text becomes one ``[UNK]``."""
+        return ids[: self.max_length] or [self.unk_id]
+
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, truncated to ``max_length``."""
-        ids = [self.index.get(w, self.unk_id) for w in self.words(text)]
-        return ids[: self.max_length] or [self.unk_id]
+        return self.finish(self.ids(text))
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         """Batch-encode into a ``(B, L)`` LongTensor padded to the longest text."""

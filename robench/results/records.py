@@ -26,6 +26,7 @@ class Record:
     queries: float = 0.0
     linf: float = 0.0
     l2: float = 0.0
+    adv_text: str | None = None  # text threats: the adversarial / contaminated text
 
     @property
     def clean_correct(self) -> bool:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from robench.errors import RobenchError
-from robench.threats.spec import format_number, parse_number, parse_spec
+from robench.threats.spec import ParsedSpec, format_number, parse_number, parse_spec
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def register_threat(cls: type) -> type:
 
 
 def _ensure_builtin() -> None:
-    from robench.threats import image  # noqa: F401  (runs the decorators)
+    from robench.threats import image, text  # noqa: F401  (runs the decorators)
 
 
 def threat_classes() -> dict[str, type]:
@@ -92,6 +92,15 @@ def build_threat(spec: str):
     if parsed.name not in classes:
         raise RobenchError(f"unknown threat {parsed.name!r}; valid threats: {', '.join(classes)}")
     cls = classes[parsed.name]
+    raw = dict(parsed.raw_params)
+    if "" in raw:
+        positional = getattr(cls, "positional", None)
+        if positional is None:
+            raise RobenchError(f"bad threat spec {spec!r}: {raw['']!r} is not key=value")
+        if positional in raw:
+            raise RobenchError(f"bad threat spec {spec!r}: {positional!r} given twice")
+        raw[positional] = raw.pop("")
+    parsed = ParsedSpec(parsed.name, raw)
     known = {p.name: p for p in cls.params}
     unknown = sorted(set(parsed.raw_params) - set(known))
     if unknown:

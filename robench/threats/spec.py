@@ -36,8 +36,11 @@ def parse_spec(text: str) -> ParsedSpec:
     if rest.strip():
         for item in rest.split(","):
             key, eq, value = item.partition("=")
+            if not eq and key.strip() and "" not in params:
+                # a bare value (textattack:pwws) is the threat's positional parameter, if it has one
+                key, eq, value = "", "=", key
             key, value = key.strip().lower().replace("-", "_"), value.strip()
-            if not eq or not key or not value:
+            if not eq or not value:
                 raise RobenchError(f"bad threat spec {text!r}: {item.strip()!r} is not key=value")
             if key in params:
                 raise RobenchError(f"bad threat spec {text!r}: {key!r} given twice")
