@@ -35,7 +35,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str, code
     assert fragment in lines[0], lines[0]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def wordnet_available():
     from robench.resources.wordnet import find_wordnet
 

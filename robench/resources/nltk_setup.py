@@ -60,4 +60,10 @@ def import_textattack() -> Any:
             import textattack
         except ImportError as e:
             raise RobenchError(f"textattack is not importable ({e}); install it: pip install textattack==0.3.11") from None
+    # textattack logs install chatter and compatibility notes on stderr; robench's contract is one
+    # line on failure and clean machine output, so only its errors get through.
+    import logging
+
+    for name in ("textattack", "textattack.shared.utils.install"):  # the latter has its own level
+        logging.getLogger(name).setLevel(logging.ERROR)
     return textattack

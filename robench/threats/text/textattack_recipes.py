@@ -92,6 +92,11 @@ class TextAttackRecipeThreat(TextThreat):
                 attack = classes[name].build(wrapper)
             except (OSError, LookupError, ValueError, RuntimeError) as e:  # missing data files / hub
                 raise RobenchError(f"textattack recipe {name!r} could not be built offline ({str(e).splitlines()[0][:200]})") from None
+        goal = type(attack.goal_function).__name__
+        if goal not in ("UntargetedClassification", "TargetedClassification"):
+            raise RobenchError(
+                f"textattack recipe {name!r} has goal {goal}, not a classification attack; robust accuracy is undefined for it"
+            )
         if self.query_budget:
             attack.goal_function.query_budget = self.query_budget
         adv, queries = [], []
@@ -104,9 +109,10 @@ class TextAttackRecipeThreat(TextThreat):
             torch.manual_seed(seed)
             with no_nltk_downloads():
                 result = attack.attack(text, int(label))
+            if not isinstance(result, (SuccessfulAttackResult, FailedAttackResult, SkippedAttackResult)):
+                raise RobenchError(f"textattack recipe {name!r} returned {type(result).__name__}; robench needs success/failure results")
             if isinstance(result, SkippedAttackResult):
                 raise RobenchError(f"textattack skipped an example robench classified correctly; the wrapper disagrees with the model ({name})")
-            assert isinstance(result, (SuccessfulAttackResult, FailedAttackResult))
             adv.append(result.perturbed_result.attacked_text.text if isinstance(result, SuccessfulAttackResult) else text)
             queries.append(float(result.perturbed_result.num_queries))
         del ta

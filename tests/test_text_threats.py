@@ -1,0 +1,181 @@
+"""Text threats: contamination rates and seeding, textattack-compatible words, pwws-fast vs
+textattack's PWWSRen2019, offline behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+from robench.data.registry import load_dataset
+from robench.errors import RobenchError
+from robench.evaluate import clean_records, select_examples
+from robench.loading import load_model
+from robench.results.records import summarize
+from robench.runner import attack_records
+from robench.threats.registry import build_threat
+from robench.threats.text.contamination import typo
+from robench.threats.text.words import WordText, changed_word_fraction, words_from_text
+
+TRICKY = [
+    "a member of the genus Canis (probably descended from the common wolf)",
+    "'quoted' words -- dashes, e-mail@host and don't stop",
+    "Gram-negative aerobic bacteria;  double  spaces\tand tabs",
+    "the \"so-called\" 3-D model's 2nd edition...",
+]
+
+
+@pytest.fixture(scope="module")
+def sentences(wordnet_available):
+    return load_dataset("wordnet-topics", "train").inputs[:1000]
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    return load_model("wordnet-text-sa", "cpu")
+
+
+@pytest.mark.parametrize("name", ["word-swap", "word-drop", "typo"])
+def test_contamination_rate_zero_is_identity_and_rate_is_measured(name, sentences, text_model):
+    zero = build_threat(f"{name}:rate=0")
+    seeds = list(range(len(sentences)))
+    out0 = zero.attack_texts(text_model.module, sentences, [0] * len(sentences), seeds)
+    assert out0.adv_texts == list(sentences)
+    for p in (0.05, 0.1, 0.3):
+        out = build_threat(f"{name}:rate={p}").attack_texts(text_model.module, sentences, [0] * len(sentences), seeds)
+        n_words = sum(len(words_from_text(s)) for s in sentences)
+        changed = sum(changed_word_fraction(s, a) * len(words_from_text(s)) for s, a in zip(sentences, out.adv_texts))
+        assert abs(changed / n_words - p) <= 0.02, (name, p, changed / n_words)
+
+
+@pytest.mark.parametrize("name", ["word-swap", "word-drop", "typo"])
+def test_contamination_is_seeded_per_example(name, sentences, text_model):
+    t = build_threat(f"{name}:rate=0.2")
+    texts = list(sentences[:200])
+    a = t.attack_texts(text_model.module, texts, [0] * 200, list(range(200))).adv_texts
+    b = t.attack_texts(text_model.module, texts, [0] * 200, list(range(200))).adv_texts
+    c = t.attack_texts(text_model.module, texts, [0] * 200, list(range(1000, 1200))).adv_texts
+    assert a == b
+    assert a != c
+    # batch composition does not matter: example 7 alone gets the same text
+    assert t.attack_texts(text_model.module, [texts[7]], [0], [7]).adv_texts == [a[7]]
+
+
+def test_typo_always_changes_the_word():
+    rng = np.random.default_rng(0)
+    for word in ["a", "aa", "ab", "word", "Zebra", "mississippi"] * 50:
+        assert typo(word, rng) != word
+
+
+def test_words_and_replacement_match_textattack():
+    from robench.resources.nltk_setup import import_textattack
+
+    import_textattack()
+    from textattack.shared import AttackedText
+    from textattack.shared.utils import words_from_text as ta_words
+
+    for text in TRICKY:
+        assert words_from_text(text) == ta_words(text)
+        wt, at = WordText(text), AttackedText(text)
+        for i in range(len(wt.words)):
+            assert wt.replace(i, "[UNK]") == at.replace_word_at_index(i, "[UNK]").text
+            assert wt.replace(i, "zebra") == at.replace_word_at_index(i, "zebra").text
+
+
+def test_incremental_token_ids_equal_full_encoding(sentences, text_model):
+    from robench.threats.text.pwws_fast import _candidates, _Encoder
+
+    tok = text_model.module.tokenizer
+    enc = _Encoder(tok)
+    checked = 0
+    for text in list(sentences[:150]) + TRICKY:
+        wt = WordText(text)
+        for j in range(len(wt.words)):
+            cands = _candidates(wt, j) + [wt.replace(j, "[UNK]")]
+            enc.edits(wt, j, cands)
+            for c in cands:
+                assert enc.ids[c] == tuple(tok.encode(c)), c
+                checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.slow
+def test_pwws_fast_matches_textattack_pwws(wordnet_available):
+    model = load_model("wordnet-text-bsa", "cpu")
+    ds = select_examples(load_dataset("wordnet-topics", "test"), 120, seed=3)
+    clean = clean_records(model, ds, 256)
+    ta = attack_records(model, ds, build_threat("pwws"), clean, 256, 0)
+    fast = attack_records(model, ds, build_threat("pwws-fast"), clean, 256, 0)
+    s_ta, s_fast = summarize(ta), summarize(fast)
+    assert abs(s_ta.attack_success_rate - s_fast.attack_success_rate) <= 0.03
+    both = [(a, b) for a, b in zip(ta, fast) if a.clean_correct and not a.robust and not b.robust]
+    assert len(both) >= 40
+    same = sum(a.adv_text == b.adv_text for a, b in both)
+    assert same >= 0.9 * len(both)
+    for r in fast:
+        if r.clean_correct and not r.robust:  # a broken example really is misclassified
+            assert int(model.module.predict_texts([r.adv_text]).argmax()) == r.attacked_pred != r.label
+            assert 0 < r.perturbation <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["deepwordbug", "pruthi", "textattack:deepwordbug,query_budget=50"])
+def test_other_textattack_recipes_run_offline(spec, text_model, wordnet_available):
+    ds = select_examples(load_dataset("wordnet-topics", "test"), 12, seed=0)
+    clean = clean_records(text_model, ds, 64)
+    recs = attack_records(text_model, ds, build_threat(spec), clean, 64, 0)
+    s = summarize(recs)
+    assert s.attacked_acc <= s.clean_acc
+    for r in recs:
+        if r.clean_correct and not r.robust:
+            assert r.adv_text and r.queries > 0
+            if "query_budget=50" in spec:
+                assert r.queries <= 50
+
+
+def test_textattack_spec_forms():
+    assert build_threat("textattack:pwws") == build_threat("textattack:recipe=pwws")
+    assert build_threat("textattack:PWWS").recipe == "pwws"
+    with pytest.raises(RobenchError, match="is not one of a2t, alzantot"):
+        build_threat("textattack:nonsense")
+    with pytest.raises(RobenchError, match="is not key=value"):
+        build_threat("pwws-fast:10")
+
+
+def test_recipe_needing_downloads_fails_with_one_line(cli, wordnet_available):
+    proc = cli("attack", "wordnet-text-sa", "--threat", "textattack:textfooler", "-n", "5", "--device", "cpu")
+    assert_one_line_error(proc, "needs counter-fitted word embeddings and the Universal Sentence Encoder")
+    proc = cli("attack", "wordnet-text-sa", "--threat", "textattack:input-reduction", "-n", "5", "--device", "cpu")
+    assert_one_line_error(proc, "has goal InputReduction, not a classification attack")
+
+
+def test_word_level_threats_without_wordnet_exit_2(cli, tmp_path):
+    env = {"HOME": str(tmp_path), "ROBENCH_HOME": str(tmp_path / "rb"), "NLTK_DATA": ""}
+    for spec in ("pwws-fast", "pwws"):
+        proc = cli("attack", "wordnet-text-sa", "--threat", spec, "-n", "5", "--device", "cpu", env=env)
+        assert_one_line_error(proc, "need")
+        assert "WordNet" in proc.stderr or "stopwords" in proc.stderr
+    # nothing else breaks: image threats and contamination still run
+    csv_path = tmp_path / "ok.csv"
+    proc = cli("attack", "digits-vit-sa", "--threat", "fgsm:eps=0.1", "-n", "20", "--device", "cpu", env=env)
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("attack", "wordnet-text-sa", "--threat", "typo:rate=0.2", "-n", "20", "--device", "cpu",
+               "--csv", str(csv_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert csv_path.read_text().count("\n") == 3
+
+
+def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_available):
+    proc = cli("attack", "wordnet-text-sa", "--threat", "word-swap:rate=0.3", "-n", "60", "--device", "cpu",
+               "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n  - ") == 3 and proc.stdout.count("\n  + ") == 3
+    (rec_file,) = tmp_path.glob("*.jsonl")
+    recs = [json.loads(l) for l in rec_file.read_text().splitlines()]
+    assert len(recs) == 60
+    attacked = [r for r in recs if r["clean_pred"] == r["label"]]
+    assert all(r["adv_text"] for r in attacked)
+    for r in attacked:
+        assert r["queries"] == 1.0
