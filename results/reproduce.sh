@@ -11,6 +11,10 @@ $R evaluate --device cpu --seed 0 --quiet --csv results/default.csv --markdown r
 $R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --baseline digits-vit-sa \
     --device cpu --seed 0 --quiet --csv results/default-paired.csv --markdown results/default-paired.md
 
+# text-paired.{csv,md}: the default suite on the text zoo, paired against wordnet-text-sa
+$R evaluate wordnet-text-sa wordnet-text-bsa wordnet-text-grc wordnet-text-bsa-grc --baseline wordnet-text-sa \
+    --device cpu --seed 0 --quiet --csv results/text-paired.csv --markdown results/text-paired.md
+
 # paper-gradient.{csv,md}: the FGSM and PGD part of attacks/paper.toml on the digits zoo, with
 # digits-vit-sa as the baseline (paired difference + exact McNemar p). SPSA is left out here: at
 # robench's SPSA defaults it costs ~40 CPU-minutes for the 4 models x 6 eps.
@@ -22,3 +26,4 @@ $R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --bas
 $R leaderboard results/paper-gradient.csv > results/paper-gradient.txt
 $R leaderboard results/default.csv > results/default.txt
 $R leaderboard results/default-paired.csv > results/default-paired.txt
+$R leaderboard results/text-paired.csv > results/text-paired.txt

@@ -24,8 +24,23 @@ def _package(name: str, dist: str | None = None, how: str = "") -> Check:
     return Check(name, True, importlib.metadata.version(dist or name))
 
 
-def run_checks() -> list[Check]:
-    """Every check, in display order."""
+def textattack_import_check() -> Check:
+    """Import textattack the way robench does (offline, downloads silenced): ~10 s."""
+    from robench.errors import RobenchError
+    from robench.resources.nltk_setup import import_textattack
+
+    try:
+        ta = import_textattack()
+    except RobenchError as e:
+        return Check("textattack import", False, str(e))
+    except Exception as e:  # report, don't crash: this is a diagnostic
+        return Check("textattack import", False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    del ta
+    return Check("textattack import", True, "imports offline, download attempts silenced")
+
+
+def run_checks(import_textattack: bool = True) -> list[Check]:
+    """Every check, in display order (``import_textattack=False`` skips the slow import)."""
     checks = []
     wn = find_wordnet(include_debian=False)
     if wn is not None:
@@ -48,5 +63,7 @@ def run_checks() -> list[Check]:
         checks.append(Check("CUDA", False, f"not available (torch {torch.__version__}); robench runs on CPU"))
     checks.append(_package("torchattacks", how="pip install --no-deps torchattacks==3.5.1"))
     checks.append(_package("textattack", how="pip install textattack==0.3.11 (see scripts/setup.sh for the pins)"))
+    if import_textattack and checks[-1].ok:
+        checks.append(textattack_import_check())
     checks.append(_package("timm"))
     return checks

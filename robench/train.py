@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from robench import __version__
 from robench.checkpoint.card import Card, image_preprocessing
 from robench.checkpoint.io import save_checkpoint
-from robench.data.base import IMAGE, Dataset
+from robench.data.base import IMAGE, Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.data.tokenizer import WordTokenizer
 from robench.errors import RobenchError
@@ -28,6 +28,7 @@ from robench.models.config import ArchConfig, variant_parts
 from robench.models.registry import build_model
 
 # Per-task architecture and optimisation defaults (the zoo is trained with these).
+FILE_SUFFIXES = (".tsv", ".csv")
 TASKS: dict[str, dict] = {
     "digits": dict(family="vit", epochs=40, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
                    lr=2e-3, weight_decay=0.05, batch_size=64, img_size=8, patch_size=4),
@@ -50,12 +51,27 @@ class TrainArgs:
     lr: float | None = None
     batch_size: int | None = None
     device: str = "cpu"
+    # A text table (.tsv/.csv, see robench.data.files) as the task: --eval-data names its test file.
+    eval_data: str | None = None
+    train_examples: int | None = None
+
+    @property
+    def is_file_task(self) -> bool:
+        return self.task.endswith(FILE_SUFFIXES)
 
     def resolved(self) -> dict:
-        if self.task not in TASKS:
-            raise RobenchError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}")
+        if self.is_file_task:
+            if not self.eval_data:
+                raise RobenchError("training on a data file needs --eval-data PATH (the held-out file to measure accuracy on)")
+            base = "wordnet-topics"  # text-table tasks use the text family's defaults
+        elif self.task not in TASKS:
+            raise RobenchError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)} or a .tsv/.csv file")
+        else:
+            base = self.task
         variant_parts(self.variant)
-        opts = dict(TASKS[self.task])
+        if self.train_examples is not None and self.train_examples < 1:
+            raise RobenchError(f"--train-examples must be >= 1, got {self.train_examples}")
+        opts = dict(TASKS[base])
         for k, v in asdict(self).items():
             if k in opts and v is not None:
                 opts[k] = v
@@ -112,7 +128,12 @@ def train(
     opts = args.resolved()
     device = torch.device(args.device)
     start = time.perf_counter()
-    train_ds, test_ds = load_dataset(args.task, "train"), load_dataset(args.task, "test")
+    train_ds = load_dataset(args.task, "train")
+    test_ds = load_dataset(args.eval_data or args.task, "test")
+    if list(train_ds.labels) != list(test_ds.labels):
+        raise RobenchError(f"train labels {train_ds.labels} and evaluation labels {test_ds.labels} differ")
+    if args.train_examples is not None:
+        train_ds = train_ds.subset(stratified_sample(train_ds.targets, args.train_examples, args.seed))
     arch_common = dict(
         variant=args.variant, num_classes=len(train_ds.labels), embed_dim=opts["embed_dim"],
         depth=opts["depth"], num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"],
@@ -174,12 +195,13 @@ def train(
     net = net.cpu()
     card.training = {
         "dataset": args.task, "dataset_sha256": train_ds.sha256, "split": "train", "n": len(train_ds),
+        "train_examples": args.train_examples,
         "seed": args.seed, "epochs": epochs, "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, 1 warmup epoch",
         "batch_size": bs, "command": command or f"robench train --task {args.task} --variant {args.variant} --seed {args.seed}",
         "robench_version": __version__, "torch_version": torch.__version__,
     }
     card.evaluation = {
-        "dataset": args.task, "split": "test", "dataset_sha256": test_ds.sha256,
+        "dataset": args.eval_data or args.task, "split": "test", "dataset_sha256": test_ds.sha256,
         "n": len(test_ds), "clean_accuracy": test_acc,
     }
     digest = save_checkpoint(net, card, out)

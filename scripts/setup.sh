@@ -37,5 +37,5 @@ else
     echo "$want" > "$STAMP"
 fi
 
-"$VENV/bin/robench" doctor --fix >/dev/null
+"$VENV/bin/robench" doctor --fix --quick >/dev/null
 log "ready: $VENV/bin/robench"

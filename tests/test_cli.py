@@ -137,3 +137,22 @@ def test_models_lists_zoo(cli):
         assert e["params"] > 0 and e["n"] > 0
         assert e["clean_acc"] >= (0.78 if e["task"] == "text-classification" else 0.93)  # the zoo targets
     assert data["families"] == ["text", "vit"]
+
+
+def test_doctor_reports_missing_wordnet_with_fix(cli, tmp_path):
+    from robench.resources.wordnet import DEBIAN_WORDNET
+
+    if not (DEBIAN_WORDNET / "index.sense").is_file():
+        pytest.skip("Debian's WordNet packages are not installed (scripts/setup.sh installs them)")
+    env = {"HOME": str(tmp_path), "ROBENCH_HOME": str(tmp_path / "rb"), "NLTK_DATA": ""}
+    proc = cli("doctor", "--quick", env=env)
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if "WordNet (NLTK)" in l)
+    assert "missing" in line
+    proc = cli("doctor", "--quick", "--fix", env=env)  # provisions from Debian's files, offline
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rb" / "nltk_data" / "corpora" / "wordnet" / "lexnames").read_text().count("\n") == 45
+    stop = (tmp_path / "rb" / "nltk_data" / "corpora" / "stopwords" / "english").read_text().split()
+    assert len(stop) == 179 and stop[:3] == ["i", "me", "my"]
+    line = next(l for l in proc.stdout.splitlines() if "WordNet (NLTK)" in l)
+    assert "ok" in line

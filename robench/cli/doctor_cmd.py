@@ -10,6 +10,7 @@ from robench.cli.app import app, err_console, out_console
 @app.command()
 def doctor(
     fix: bool = typer.Option(False, "--fix", help="Provision WordNet and stopwords into robench's NLTK dir (offline)."),
+    quick: bool = typer.Option(False, "--quick", help="Skip the offline textattack import check (~10 s)."),
 ) -> None:
     """Check resources (WordNet, stopwords, CUDA, offline mode, optional packages)."""
     from rich.table import Table
@@ -24,6 +25,6 @@ def doctor(
     table.add_column("check")
     table.add_column("status")
     table.add_column("detail / how to fix")
-    for c in run_checks():
+    for c in run_checks(import_textattack=not quick):
         table.add_row(c.name, "ok" if c.ok else "missing", c.detail)
     out_console.print(table)

@@ -14,7 +14,7 @@ from robench.cli.app import app, err_console, out_console
 
 @app.command()
 def train(
-    task: str = typer.Option(..., "--task", help="digits or wordnet-topics."),
+    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, or a text table (.tsv/.csv with a text and a label column)."),
     variant: str = typer.Option(..., "--variant", help="sa, bsa, grc or bsa-grc."),
     out: Path = typer.Option(..., "--out", help="Output checkpoint path (NAME.safetensors; NAME.json is written beside)."),
     seed: int = typer.Option(0, "--seed"),
@@ -25,6 +25,8 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     device: str = typer.Option("cpu", "--device", help="cpu (bit-reproducible), cuda or auto."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Held-out .tsv/.csv when --task is a file."),
+    train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Train on a seeded stratified sample of this size."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a model deterministically and write NAME.safetensors + NAME.json."""
@@ -38,7 +40,8 @@ def train(
     if not out.parent.is_dir():
         raise RobenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
     args = TrainArgs(task=task, variant=variant, seed=seed, epochs=epochs, embed_dim=embed_dim, depth=depth,
-                     num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev))
+                     num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev), eval_data=eval_data,
+                     train_examples=train_examples)
     command = shlex.join(["robench", *sys.argv[1:]])
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -35,6 +35,12 @@ def list_datasets() -> list[str]:
 def load_dataset(name: str, split: str = "test") -> Dataset:
     """Load a registered dataset split (or a ``--save-adv`` file); bad names are a one-line error."""
     _ensure_builtin()
+    if name.endswith((".tsv", ".csv")):
+        from pathlib import Path
+
+        from robench.data.files import load_table
+
+        return load_table(Path(name))
     if name.endswith(".safetensors"):
         from pathlib import Path
 
