@@ -12,7 +12,7 @@ import torch
 from robench.data.registry import load_dataset
 from robench.device import resolve_device
 from robench.errors import RobenchError
-from robench.evaluate import CLEAN, RunArgs, check_labels, clean_records, make_row, select_examples
+from robench.evaluate import CLEAN, RunArgs, apply_budget, check_labels, clean_records, make_row, select_examples
 from robench.fileio import atomic_write_bytes
 from robench.loading import LoadedModel, load_model
 from robench.results.records import Record, write_records
@@ -65,7 +65,7 @@ def save_adversarials(path: Path, model: LoadedModel, ds, records: list[Record],
 
 def attack(args: AttackArgs) -> AttackReport:
     """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost."""
-    threat = build_threat(args.threat)
+    threat = apply_budget(build_threat(args.threat), args)
     if args.save_adv is not None and not args.save_adv.parent.is_dir():
         raise RobenchError(f"--save-adv {args.save_adv}: directory {args.save_adv.parent} does not exist; create it first")
     if args.save_adv is not None and threat.modality != "image":

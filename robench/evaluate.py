@@ -42,8 +42,11 @@ class RunArgs:
     device: str = "auto"
     seed: int = 0
     out: Path | None = None
+    query_budget: int | None = None  # overrides the query_budget of every threat that has one
 
     def __post_init__(self) -> None:
+        if self.query_budget is not None and self.query_budget < 1:
+            raise RobenchError(f"--query-budget must be >= 1, got {self.query_budget}")
         if self.batch_size < 1:
             raise RobenchError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.num_examples is not None and self.num_examples < 1:
@@ -103,17 +106,21 @@ def modality_of(model: LoadedModel) -> str:
     return "image" if model.task == "image-classification" else "text"
 
 
+def apply_budget(threat: Threat, args: RunArgs) -> Threat:
+    return threat if args.query_budget is None else threat.with_values(query_budget=args.query_budget)
+
+
 def resolve_threats(args: EvaluateArgs) -> dict[str, list[Threat]]:
     """Threats per modality: the ad-hoc ``--threat`` list if given, else the suite's."""
     if args.threats:
         out: dict[str, list[Threat]] = {"image": [], "text": []}
         for spec in args.threats:
-            t = build_threat(spec)
+            t = apply_budget(build_threat(spec), args)
             if t not in out[t.modality]:
                 out[t.modality].append(t)
         return out
     suite = load_suite(args.suite)
-    return {m: suite.for_modality(m) for m in ("image", "text")}
+    return {m: [apply_budget(t, args) for t in suite.for_modality(m)] for m in ("image", "text")}
 
 
 def make_row(model: LoadedModel, ds: Dataset, threat: str, records: list[Record], unit: str,

@@ -179,3 +179,18 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
     assert all(r["adv_text"] for r in attacked)
     for r in attacked:
         assert r["queries"] == 1.0
+
+
+@pytest.mark.slow
+def test_query_budget_caps_both_engines_alike(tmp_path, wordnet_available):
+    from robench.evaluate import EvaluateArgs, evaluate
+
+    rows = evaluate(EvaluateArgs(models=["wordnet-text-grc"], threats=["pwws", "pwws-fast"], query_budget=40,
+                                 num_examples=80, device="cpu", out=tmp_path))
+    ta, fast = rows[1], rows[2]
+    assert "query_budget=40" in ta.threat and "query_budget=40" in fast.threat
+    assert abs(ta.attack_success_rate - fast.attack_success_rate) <= 0.03
+    for f in tmp_path.glob("*pwws*.jsonl"):
+        for line in f.read_text().splitlines():
+            rec = json.loads(line)
+            assert rec["queries"] <= 40

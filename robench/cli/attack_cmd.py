@@ -41,6 +41,7 @@ def attack(
     csv: Optional[Path] = typer.Option(None, "--csv"),
     json_: Optional[Path] = typer.Option(None, "--json"),
     markdown: Optional[Path] = typer.Option(None, "--markdown"),
+    query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Max model queries per example for text threats that take a budget."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Attack one model with one threat: accuracy, success rate, perturbation, queries, time, examples."""
@@ -51,7 +52,8 @@ def attack(
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths(exports)
     rep = run_attack(AttackArgs(model=model, threat=threat, dataset=dataset, split=split, num_examples=num_examples,
-                                batch_size=batch_size, device=device, seed=seed, out=out, save_adv=save_adv))
+                                batch_size=batch_size, device=device, seed=seed, out=out, save_adv=save_adv,
+                                query_budget=query_budget))
     r = rep.row
     show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None)
     if show:

@@ -53,6 +53,7 @@ def evaluate(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Export rows as CSV ('-' for stdout)."),
     json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout: machine output)."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
+    query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Max model queries per example for text threats that take a budget."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
 ) -> None:
     """Evaluate checkpoints under a threat suite and print a leaderboard (accuracy with 95% Wilson intervals)."""
@@ -64,7 +65,7 @@ def evaluate(
     args = EvaluateArgs(
         models=models or [], dataset=dataset, split=split, num_examples=num_examples,
         batch_size=batch_size, device=device, seed=seed, out=out, suite=suite, threats=threat or [],
-        baseline=baseline,
+        baseline=baseline, query_budget=query_budget,
     )
     machine = any(str(p) == "-" for p in exports.values() if p is not None)
     show = not quiet and not machine

@@ -44,6 +44,11 @@ class Threat:
     def validate(self) -> None:
         """Cross-parameter checks (single-parameter bounds live in :class:`Param`)."""
 
+    def with_values(self, **changes: Any) -> "Threat":
+        """A copy with some parameters changed (only those this threat has)."""
+        known = {p.name for p in self.params}
+        return type(self)(**{**self.values, **{k: v for k, v in changes.items() if k in known}})
+
     @property
     def spec(self) -> str:
         """Canonical spec: every parameter, sorted by name, numbers normalised."""
