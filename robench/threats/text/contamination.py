@@ -26,10 +26,20 @@ def example_rng(seed: int) -> np.random.Generator:
 
 
 class Contamination(TextThreat):
-    """Applies :meth:`corrupt` to each text; one query per example."""
+    """Each word is hit with probability ``rate`` and rewritten by :meth:`edit`; one query per example."""
+
+    def edit(self, word: str, rng: np.random.Generator, vocab: list[str]) -> str:
+        raise NotImplementedError
+
+    def finish(self, text: str) -> str:
+        return text
 
     def corrupt(self, text: str, rng: np.random.Generator, vocab: list[str]) -> str:
-        raise NotImplementedError
+        wt = WordText(text)
+        hits = np.flatnonzero(rng.random(len(wt.words)) < self.rate)
+        if not len(hits):
+            return text
+        return self.finish(wt.replace_many({int(i): self.edit(wt.words[i], rng, vocab) for i in hits}))
 
     def attack_texts(self, model, texts, labels, seeds):
         vocab = [w for w in getattr(model, "tokenizer").vocab if w.isalpha()] if hasattr(model, "tokenizer") else []
@@ -44,17 +54,11 @@ class WordSwap(Contamination):
     summary = "replace each word with probability rate by a random word of the model's vocabulary"
     params = (RATE,)
 
-    def corrupt(self, text, rng, vocab):
-        wt = WordText(text)
-        hits = rng.random(len(wt.words)) < self.rate
-        new = {}
-        for i in np.flatnonzero(hits):
-            while True:  # draw until different (the vocabulary has thousands of words)
-                w = vocab[int(rng.integers(len(vocab)))] if vocab else "".join(rng.choice(list(_LETTERS), 5))
-                if w.lower() != wt.words[i].lower():
-                    break
-            new[int(i)] = w
-        return wt.replace_many(new) if new else text
+    def edit(self, word, rng, vocab):
+        while True:  # draw until different (the vocabulary has thousands of words)
+            w = vocab[int(rng.integers(len(vocab)))] if vocab else "".join(rng.choice(list(_LETTERS), 5))
+            if w.lower() != word.lower():
+                return w
 
 
 @register_threat
@@ -63,13 +67,11 @@ class WordDrop(Contamination):
     summary = "delete each word with probability rate"
     params = (RATE,)
 
-    def corrupt(self, text, rng, vocab):
-        wt = WordText(text)
-        hits = rng.random(len(wt.words)) < self.rate
-        if not hits.any():
-            return text
-        out = wt.replace_many({int(i): "" for i in np.flatnonzero(hits)})
-        return " ".join(out.split())  # no double spaces where words were
+    def edit(self, word, rng, vocab):
+        return ""
+
+    def finish(self, text):
+        return " ".join(text.split())  # no double spaces where words were
 
 
 def typo(word: str, rng: np.random.Generator) -> str:
@@ -99,8 +101,5 @@ class Typo(Contamination):
     summary = "with probability rate per word, one character insert/delete/substitute/swap"
     params = (RATE,)
 
-    def corrupt(self, text, rng, vocab):
-        wt = WordText(text)
-        hits = rng.random(len(wt.words)) < self.rate
-        new = {int(i): typo(wt.words[i], rng) for i in np.flatnonzero(hits)}
-        return wt.replace_many(new) if new else text
+    def edit(self, word, rng, vocab):
+        return typo(word, rng)
