@@ -24,6 +24,16 @@ for k in 1 2 3 4 5 6; do threats+=(--threat "pgd:eps=$k/255,alpha=$((3 * k))/510
 $R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --baseline digits-vit-sa \
     --device cpu --seed 0 --quiet "${threats[@]}" --csv results/paper-gradient.csv --markdown results/paper-gradient.md
 $R leaderboard results/paper-gradient.csv > results/paper-gradient.txt
+
+# corruptions.{csv,md,png}: the 15 corruptions x severities 1-5 (mean) on the digits zoo, mCE vs digits-vit-sa
+$R evaluate digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --baseline digits-vit-sa \
+    --threat corruption:name=all --device cpu --seed 0 --quiet \
+    --csv results/corruptions.csv --markdown results/corruptions.md --plot results/corruptions.png
+
+# curve-pgd.{csv,png} + curve-pgd-auc.csv: PGD-10 (step 1/100) accuracy along eps on the digits zoo
+$R curve digits-vit-sa digits-vit-bsa digits-vit-grc digits-vit-bsa-grc --threat pgd:alpha=1/100 \
+    --sweep eps=0,1/255,2/255,4/255,8/255,16/255,32/255 --device cpu --seed 0 --quiet \
+    --csv results/curve-pgd.csv --auc-csv results/curve-pgd-auc.csv --plot results/curve-pgd.png
 $R leaderboard results/default.csv > results/default.txt
 $R leaderboard results/default-paired.csv > results/default-paired.txt
 $R leaderboard results/text-paired.csv > results/text-paired.txt

@@ -137,6 +137,21 @@ def make_row(model: LoadedModel, ds: Dataset, threat: str, records: list[Record]
     )
 
 
+def relative_mce(results: dict, model: str, baseline: str, parts: list[Threat]) -> float | None:
+    """Mean corruption error relative to the baseline (Hendrycks & Dietterich 2019, with the
+    baseline in AlexNet's place): mean over corruptions of sum_s err(model) / sum_s err(baseline)."""
+    errs: dict[str, list[float]] = {}
+    for part in parts:
+        mine = summarize(results[(model, part.spec)]).attacked_acc
+        base = summarize(results[(baseline, part.spec)]).attacked_acc
+        e = errs.setdefault(part.values["name"], [0.0, 0.0])
+        e[0] += 1 - mine
+        e[1] += 1 - base
+    if any(b == 0 for _, b in errs.values()):
+        return None  # the baseline never errs on some corruption: relative error undefined
+    return round(sum(m / b for m, b in errs.values()) / len(errs), 6)
+
+
 def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Record]], baseline: str) -> None:
     """Paired difference to the baseline model and an exact McNemar p-value, per (model, threat),
     computed on the same examples (same dataset, split, sample)."""
@@ -148,18 +163,30 @@ def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Reco
         if b is None or r.model == baseline:
             continue
         mine, theirs = results[(r.model, r.threat)], results[(baseline, r.threat)]
-        if [x.id for x in mine] != [x.id for x in theirs]:
+        if [x.id for x in mine] != [x.id for x in theirs]:  # pooled rows compare example-by-example too
             raise RobenchError(f"cannot pair {r.model} with baseline {baseline}: they were evaluated on different examples")
         only_base = sum(t.robust and not m.robust for m, t in zip(mine, theirs))
         only_mine = sum(m.robust and not t.robust for m, t in zip(mine, theirs))
         r.baseline = baseline
         r.delta_vs_baseline = round((only_mine - only_base) / len(mine), 6)  # = attacked_acc - baseline's
-        r.mcnemar_p = mcnemar_exact(only_mine, only_base)
+        parts = build_threat(r.threat).expand() if r.threat != CLEAN else []
+        if len(parts) > 1:
+            # pooled rows: the 75 outcomes of one image are not independent pairs, so no McNemar test
+            r.mce = relative_mce(results, r.model, baseline, parts)
+        else:
+            r.mcnemar_p = mcnemar_exact(only_mine, only_base)
+
+
+def write_out(out: Path | None, model: str, spec: str, records: list[Record]) -> None:
+    """Per-example records of one (model, threat) as JSONL under ``--out``."""
+    if out is not None:
+        write_records(out / f"{model}__{spec.replace(':', '_').replace('/', '_')}.jsonl", records)
 
 
 def evaluate(
     args: EvaluateArgs,
     on_row: Callable[[ResultRow], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> list[ResultRow]:
     """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
 
@@ -202,13 +229,27 @@ def evaluate(
         for threat in threats[modality_of(model)]:
             check_modality(model, threat)
             start = time.perf_counter()
-            recs = attack_records(model, ds, threat, clean, args.batch_size, args.seed)
-            todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start))
+            parts = threat.expand()
+            for k, part in enumerate(parts):
+                if len(parts) > 1 and on_progress:
+                    on_progress(f"{model.name} · {threat.short}", k, len(parts))
+                recs = attack_records(model, ds, part, clean, args.batch_size, args.seed)
+                if len(parts) > 1:
+                    results[(model.name, part.spec)] = recs
+                    write_out(args.out, model.name, part.spec, recs)
+                else:
+                    todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start))
+            if len(parts) > 1:
+                pooled = [r for part in parts for r in results[(model.name, part.spec)]]
+                todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start))
         for spec, unit, recs, seconds in todo:
             row = make_row(model, ds, spec, recs, unit, seconds, args.seed, device)
+            if len(recs) != len(ds):  # pooled over several threats: one row about len(ds) examples
+                row.n = len(ds)
+                row.attacked_ci_low, row.attacked_ci_high = (
+                    round(v, 6) for v in wilson_interval(round(row.attacked_acc * len(ds)), len(ds)))
             results[(model.name, spec)] = recs
-            if args.out is not None:
-                write_records(args.out / f"{model.name}__{spec.replace(':', '_').replace('/', '_')}.jsonl", recs)
+            write_out(args.out, model.name, spec, recs)
             rows.append(row)
             if on_row:
                 on_row(row)

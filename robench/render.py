@@ -30,8 +30,11 @@ def short_threat(spec: str) -> str:
 def _cell(r: ResultRow) -> str:
     text = f"{_pct(r.attacked_acc)} ±{_pct((r.attacked_ci_high - r.attacked_ci_low) / 2)}"
     if r.baseline and r.delta_vs_baseline is not None:
-        p = "p<0.001" if r.mcnemar_p < 0.001 else f"p={r.mcnemar_p:.3f}"
-        text += f"\nΔ{100 * r.delta_vs_baseline:+.1f} {p}"
+        text += f"\nΔ{100 * r.delta_vs_baseline:+.1f}"
+        if r.mcnemar_p is not None:
+            text += " p<0.001" if r.mcnemar_p < 0.001 else f" p={r.mcnemar_p:.3f}"
+        if r.mce is not None:
+            text += f" mCE {100 * r.mce:.0f}%"
     return text
 
 
@@ -65,7 +68,8 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
             caption=(
                 f"n={'/'.join(map(str, ns))} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
                 "accuracy in %, higher is better; CI and ± are 95% Wilson"
-                + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar" if baselines else "")
+                + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar, mCE: corruption error relative to it"
+                   if baselines else "")
             ),
         )
         table.add_column("#", justify="right")

@@ -43,13 +43,14 @@ def attack_records(
         idx = torch.as_tensor(pos, dtype=torch.long)
         x = ds.inputs[idx].to(device)
         y = ds.targets[idx].to(device)
-        out = threat.attack(model.module, x, y, num_classes, batch_seed(seed, start))
-        linf, l2 = perturbation_norms(out.adv, x)
-        unit = {"linf": linf, "l2": l2}.get(threat.norm, linf)
+        out = threat.attack(model.module, x, y, num_classes, batch_seed(seed, start),
+                            example_seeds=[example_seed(seed, ds.ids[p]) for p in pos])
+        norms = perturbation_norms(out.adv, x)
+        unit = norms.get(threat.norm, norms["linf"])
         for j, p in enumerate(pos):
             r = records[p]
             r.attacked_pred = int(out.adv_pred[j])
-            r.linf, r.l2, r.perturbation = float(linf[j]), float(l2[j]), float(unit[j])
+            r.linf, r.l2, r.perturbation = float(norms["linf"][j]), float(norms["l2"][j]), float(unit[j])
             r.queries = float(out.queries[j])
             if keep_adv is not None:
                 keep_adv[p] = out.adv[j].detach().cpu()

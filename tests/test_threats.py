@@ -36,7 +36,7 @@ def test_spec_canonical_form_and_fractions():
 @pytest.mark.parametrize(
     "spec,fragment",
     [
-        ("nosuch", "unknown threat 'nosuch'; valid threats: apgd, autoattack, deepwordbug, fgsm, pgd, pgd-l2, pruthi, pwws, pwws-fast, spsa, square, textattack, typo, word-drop, word-swap"),
+        ("nosuch", "unknown threat 'nosuch'; valid threats: apgd, autoattack, corruption, deepwordbug, fgsm, pgd, pgd-l2, pruthi, pwws, pwws-fast, spsa, square, textattack, typo, word-drop, word-swap"),
         ("pgd:epsilon=0.1", "threat 'pgd' has no parameter 'epsilon'; valid: eps, alpha, steps, random_start, restarts, target"),
         ("fgsm:eps=-0.1", "is below the minimum 0"),
         ("fgsm:eps=2", "is above the maximum 1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -22,6 +23,17 @@ def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
             raise RobenchError(f"--{flag} {p} is a directory; give a file path")
         if not p.parent.is_dir():
             raise RobenchError(f"--{flag} {p}: directory {p.parent} does not exist; create it first")
+
+
+@contextlib.contextmanager
+def progress_bar(show: bool, total: int, what: str):
+    """A Rich progress bar on stderr; yields ``step()`` to advance it (a no-op when hidden)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, disable=not show, transient=True) as progress:
+        task = progress.add_task(what, total=total)
+        yield lambda: progress.advance(task)
 
 
 def write_exports(rows, paths: dict[str, Optional[Path]]) -> None:
@@ -53,6 +65,7 @@ def evaluate(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Export rows as CSV ('-' for stdout)."),
     json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout: machine output)."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: the leaderboard as grouped bars with 95% error bars."),
     query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Max model queries per example for text threats that take a budget."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
 ) -> None:
@@ -61,7 +74,7 @@ def evaluate(
     from robench.render import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
-    check_export_paths(exports)
+    check_export_paths({**exports, "plot": plot})
     args = EvaluateArgs(
         models=models or [], dataset=dataset, split=split, num_examples=num_examples,
         batch_size=batch_size, device=device, seed=seed, out=out, suite=suite, threats=threat or [],
@@ -74,8 +87,14 @@ def evaluate(
         if show:
             err_console.print(f"  {row.model} · {row.threat}: {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
-    rows = run_evaluate(args, on_row=note)
+    with progress_bar(show, total=0, what="corruptions") as step:
+        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step())
     if show:
         for table in leaderboard_tables(rows):
             out_console.print(table)
     write_exports(rows, exports)
+    if plot is not None:
+        from robench.plots import close, plot_leaderboard
+
+        close(plot_leaderboard(rows, plot))
+        err_console.print(f"wrote plot -> {plot}")

@@ -44,6 +44,8 @@ class ResultRow:
     baseline: str = ""
     delta_vs_baseline: Optional[float] = None
     mcnemar_p: Optional[float] = None
+    # corruption:name=all rows with --baseline: mean corruption error relative to the baseline
+    mce: Optional[float] = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -60,7 +62,7 @@ class ResultRow:
 
 
 COLUMNS: list[str] = [f.name for f in fields(ResultRow)]
-BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p"]
+BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p", "mce"]
 REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS]
 
 

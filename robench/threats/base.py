@@ -34,11 +34,13 @@ class Threat:
     # (apgd, square, autoattack) get it as an instance attribute with the same values.
     norm: str = "none"
     summary: ClassVar[str] = ""
+    always_show: ClassVar[tuple[str, ...]] = ()  # parameters the display form shows even at their default
 
     def __init__(self, **values: Any) -> None:
         self.values = {p.name: values.get(p.name, p.default) for p in self.params}
         for k, v in self.values.items():
-            setattr(self, k, v)
+            if k != "name":  # a parameter called "name" (corruption:name=...) must not rename the threat
+                setattr(self, k, v)
         self.validate()
 
     def validate(self) -> None:
@@ -59,7 +61,8 @@ class Threat:
     @property
     def short(self) -> str:
         """Display form: only the parameters that differ from their defaults."""
-        changed = {p.name: self.values[p.name] for p in self.params if self.values[p.name] != p.default}
+        changed = {p.name: self.values[p.name] for p in self.params
+                   if self.values[p.name] != p.default or p.name in self.always_show}
         if not changed:
             return self.name
         return self.name + ":" + ",".join(f"{k}={format_number(v)}" for k, v in sorted(changed.items()))
@@ -74,11 +77,17 @@ class Threat:
     def __hash__(self) -> int:
         return hash(self.spec)
 
-    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int) -> AttackOutcome:
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int,
+               example_seeds: list[int] | None = None) -> AttackOutcome:
+        """Attack a batch; ``seed`` seeds the batch, ``example_seeds`` (when given) each example."""
         raise NotImplementedError
 
+    def expand(self) -> list["Threat"]:
+        """The threats this one stands for (``corruption:name=all`` stands for 75); itself by default."""
+        return [self]
 
-def perturbation_norms(adv: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-example Linf and L2 norms of ``adv - x``."""
+
+def perturbation_norms(adv: Tensor, x: Tensor) -> dict[str, Tensor]:
+    """Per-example sizes of ``adv - x``: Linf, L2 and mean absolute change."""
     d = (adv - x).flatten(1).to(torch.float64)
-    return d.abs().amax(1), d.norm(dim=1)
+    return {"linf": d.abs().amax(1), "l2": d.norm(dim=1), "mean_abs": d.abs().mean(1)}

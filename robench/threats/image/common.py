@@ -35,7 +35,8 @@ class TorchattacksThreat(Threat):
     def restarts_count(self) -> int:
         return 1
 
-    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int) -> AttackOutcome:
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int,
+               example_seeds: list[int] | None = None) -> AttackOutcome:
         monitor = IterateMonitor(model, x, y, aligned=self.aligned)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -1,0 +1,67 @@
+"""``robench curve``: accuracy along a parameter sweep -> CSV, AUC table, PNG with CI bands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from robench.cli.app import app, err_console, out_console
+from robench.cli.evaluate_cmd import check_export_paths, progress_bar, write_exports
+
+
+@app.command()
+def curve(
+    models: List[str] = typer.Argument(..., help="Zoo names or checkpoint paths."),
+    threat: str = typer.Option(..., "--threat", help="Base threat spec, e.g. pgd or corruption:name=fog."),
+    sweep: str = typer.Option(..., "--sweep", help="key=v1,v2,... e.g. eps=0,1/255,2/255,4/255 or severity=0,1,2,3,4,5."),
+    dataset: Optional[str] = typer.Option(None, "--dataset"),
+    split: str = typer.Option("test", "--split"),
+    num_examples: Optional[int] = typer.Option(None, "-n", "--num-examples"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="The points (result schema rows)."),
+    json_: Optional[Path] = typer.Option(None, "--json", help="The points as JSON ('-' for stdout)."),
+    auc_csv: Optional[Path] = typer.Option(None, "--auc-csv", help="model, threat, key, auc per model."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: one line per model with 95% bands."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Evaluate MODELs along a sweep of one threat parameter; print the curve and its AUC."""
+    from rich.table import Table
+
+    from robench.curve import CurveArgs, curve as run_curve
+    from robench.fileio import atomic_write_text
+    from robench.plots import close, plot_curve
+    from robench.threats.spec import format_number
+
+    exports = {"csv": csv, "json": json_}
+    check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot})
+    args = CurveArgs(models=models, threat=threat, sweep=sweep, dataset=dataset, split=split, num_examples=num_examples,
+                     batch_size=batch_size, device=device, seed=seed, out=out)
+    from robench.curve import sweep_specs
+
+    _, xs, _ = sweep_specs(threat, sweep)
+    show = not quiet and str(json_) != "-"
+    with progress_bar(show, total=len(models) * (len(xs) + 1), what="curve") as step:
+        result = run_curve(args, on_row=lambda row: step())
+    if show:
+        table = Table(title=f"robench curve: {threat} over {result.key}",
+                      caption="accuracy in %, higher is better; ± is the 95% Wilson half-width; AUC = trapezoid / range")
+        table.add_column("model", no_wrap=True)
+        for x in result.xs:
+            table.add_column(f"{result.key}={format_number(x)}", justify="right")
+        table.add_column("AUC", justify="right")
+        for model, auc in result.auc.items():
+            cells = [f"{100 * r.attacked_acc:.1f} ±{100 * (r.attacked_ci_high - r.attacked_ci_low) / 2:.1f}" for r in result.points(model)]
+            table.add_row(model, *cells, f"{100 * auc:.1f}")
+        out_console.print(table)
+    write_exports(result.rows, exports)
+    if auc_csv is not None:
+        atomic_write_text(auc_csv, "model,threat,key,auc\n" + "".join(
+            f"{m},\"{threat}\",{result.key},{a}\n" for m, a in result.auc.items()))
+    if plot is not None:
+        close(plot_curve(result, plot, threat))
+        err_console.print(f"wrote plot -> {plot}")
