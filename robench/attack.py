@@ -12,9 +12,11 @@ import torch
 from robench.data.registry import load_dataset
 from robench.device import resolve_device
 from robench.errors import RobenchError
-from robench.evaluate import CLEAN, RunArgs, apply_budget, check_labels, clean_records, make_row, select_examples
+from robench.evaluate import (
+    CLEAN, RunArgs, apply_budget, check_inputs, check_labels, clean_records, load_spec, make_row, select_examples,
+)
 from robench.fileio import atomic_write_bytes
-from robench.loading import LoadedModel, load_model
+from robench.loading import LoadedModel
 from robench.results.records import Record, write_records
 from robench.results.schema import ResultRow
 from robench.runner import attack_records, check_modality
@@ -71,13 +73,14 @@ def attack(args: AttackArgs) -> AttackReport:
     if args.save_adv is not None and threat.modality != "image":
         raise RobenchError("--save-adv supports image threats only")
     device = resolve_device(args.device)
-    model = load_model(args.model, device)
+    model = load_spec(args.model, args, device)
     check_modality(model, threat)
     name = args.dataset or model.card.evaluation.get("dataset")
     if not name:
         raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
-    ds = load_dataset(name, args.split)
+    ds = load_dataset(name, args.split, args.columns)
     check_labels(model, ds)
+    check_inputs(model, ds)
     ds = select_examples(ds, args.num_examples, args.seed)
     start = time.perf_counter()
     clean = clean_records(model, ds, args.batch_size)

@@ -20,6 +20,7 @@ from robench.data.registry import load_dataset
 from robench.device import resolve_device
 from robench.errors import RobenchError
 from robench.loading import LoadedModel, list_zoo, load_model
+from robench.probe import probe_preprocessing
 from robench.results.records import Record, summarize, write_records
 from robench.results.schema import ResultRow
 from robench.results.stats import mcnemar_exact, wilson_interval
@@ -43,6 +44,18 @@ class RunArgs:
     seed: int = 0
     out: Path | None = None
     query_budget: int | None = None  # overrides the query_budget of every threat that has one
+    arch: str | None = None  # card (or zoo name) for weights without one
+    model_args: dict | None = None  # timm.create_model kwargs for timm: models
+    mean: list[float] | None = None  # override the preprocessing contract of timm: models
+    std: list[float] | None = None
+    expect_accuracy: float | None = None  # for the preprocessing probe (default: the card's figure)
+    text_column: str | None = None  # column names of table datasets (default: detected)
+    label_column: str | None = None
+    image_column: str | None = None
+
+    @property
+    def columns(self) -> dict[str, str | None]:
+        return {"text": self.text_column, "label": self.label_column, "image": self.image_column}
 
     def __post_init__(self) -> None:
         if self.query_budget is not None and self.query_budget < 1:
@@ -70,7 +83,8 @@ def check_labels(model: LoadedModel, ds: Dataset) -> None:
             f"model {model.name} has {len(model.labels)} labels but dataset {ds.name} has {len(ds.labels)}; "
             "evaluate it on a dataset with the same label set"
         )
-    if list(ds.labels) != list(model.labels):
+    anonymous = list(ds.labels) == [str(i) for i in range(len(ds.labels))]
+    if list(ds.labels) != list(model.labels) and not anonymous:  # integer labels carry no names to compare
         diff = [f"{i}: model {a!r} vs data {b!r}" for i, (a, b) in enumerate(zip(model.labels, ds.labels)) if a != b]
         raise RobenchError(f"label names of model {model.name} and dataset {ds.name} differ ({'; '.join(diff[:3])})")
     if model.task != ds.task:
@@ -183,10 +197,34 @@ def write_out(out: Path | None, model: str, spec: str, records: list[Record]) ->
         write_records(out / f"{model}__{spec.replace(':', '_').replace('/', '_')}.jsonl", records)
 
 
+def load_spec(spec: str, args: RunArgs, device: torch.device) -> LoadedModel:
+    """Load one MODEL argument with the run's options (timm models are sized by --dataset's labels)."""
+    labels = None
+    if str(spec).startswith("timm:"):
+        if not args.dataset:
+            raise RobenchError(f"{spec}: a timm model needs --dataset (its labels size the classifier head)")
+        labels = load_dataset(args.dataset, args.split, args.columns).labels
+    return load_model(spec, device, arch=args.arch, labels=labels, model_args=args.model_args, mean=args.mean, std=args.std)
+
+
+def check_inputs(model: LoadedModel, ds: Dataset) -> None:
+    """Image datasets must have the shape the model's preprocessing contract expects."""
+    pre = model.card.preprocessing
+    if pre.get("kind") == "image" and isinstance(ds.inputs, torch.Tensor):
+        want = (int(pre["channels"]), *map(int, pre["size"]))
+        got = tuple(ds.inputs.shape[1:])
+        if got != want:
+            raise RobenchError(
+                f"dataset {ds.name} has images of shape {got} (C, H, W) but model {model.name} expects {want}; "
+                "use a dataset of that size or a model built for it"
+            )
+
+
 def evaluate(
     args: EvaluateArgs,
     on_row: Callable[[ResultRow], None] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[ResultRow]:
     """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
 
@@ -204,7 +242,7 @@ def evaluate(
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RobenchError(f"--out {args.out}: cannot create the directory ({e.strerror})") from None
-    models = [load_model(spec, device) for spec in specs]  # fail fast on any bad model
+    models = [load_spec(spec, args, device) for spec in specs]  # fail fast on any bad model
     if args.threats:
         modalities = {modality_of(m) for m in models}
         for t in [t for ts in threats.values() for t in ts]:
@@ -219,10 +257,17 @@ def evaluate(
             raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
         key = (name, args.split)
         if key not in datasets:
-            datasets[key] = load_dataset(name, args.split)
+            datasets[key] = load_dataset(name, args.split, args.columns)
         ds = datasets[key]
         check_labels(model, ds)
+        check_inputs(model, ds)
         ds = select_examples(ds, args.num_examples, args.seed)
+        expected = args.expect_accuracy
+        if expected is None and model.card.evaluation.get("dataset") == ds.name:
+            expected = model.card.evaluation.get("clean_accuracy")
+        warning = probe_preprocessing(model, ds, expected, args.seed)
+        if warning and on_warning:
+            on_warning(warning)
         start = time.perf_counter()
         clean = clean_records(model, ds, args.batch_size)
         todo: list[tuple[str, str, list[Record], float]] = [(CLEAN, "none", clean, time.perf_counter() - start)]
@@ -254,5 +299,5 @@ def evaluate(
             if on_row:
                 on_row(row)
     if args.baseline is not None:
-        add_baseline(rows, results, load_model(args.baseline, "cpu").name)
+        add_baseline(rows, results, models[specs.index(args.baseline)].name)
     return rows

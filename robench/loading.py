@@ -40,7 +40,10 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        tensor = next(self.module.parameters(), None)
+        if tensor is None:  # a parameter-free model (e.g. a fixed rule): look at its buffers
+            tensor = next(self.module.buffers(), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def zoo_dir() -> Path:
@@ -66,10 +69,9 @@ def wrap(net: nn.Module, card: Card) -> nn.Module:
 
 def resolve_path(spec: str) -> Path:
     """Map a MODEL argument to a weights file; a clear error lists what would have been accepted."""
-    if spec.startswith(("timm:", "hf:")):
+    if spec.startswith("hf:"):
         raise RobenchError(
-            f"{spec.split(':')[0]}: model specs are not supported by this robench version; "
-            "use a zoo name or a robench .safetensors checkpoint"
+            "hf: model specs are not supported by this robench version; use a zoo name, a robench checkpoint or timm:NAME"
         )
     path = Path(spec)
     if path.suffix in (SAFE_SUFFIX, *PICKLE_SUFFIXES) or os.sep in spec:
@@ -87,12 +89,39 @@ def resolve_path(spec: str) -> Path:
     )
 
 
-def load_model(spec: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a zoo name or checkpoint path, wrap it with its preprocessing, move it to ``device``.
+def arch_card(arch: str) -> Card:
+    """The card named by ``--arch``: a card JSON path or a zoo name (its architecture and contract)."""
+    path = Path(arch) if arch.endswith(".json") else zoo_dir() / f"{arch}.json"
+    if not path.is_file():
+        raise RobenchError(f"--arch {arch!r}: no card at {path}; give a robench card (.json) or a zoo name ({', '.join(list_zoo())})")
+    card = Card.read(path)
+    card.name, card.weights_sha256, card.evaluation = "", "", {}  # those describe the zoo weights, not these
+    return card
 
-    The module is in eval mode; the returned model takes raw inputs.
+
+def load_model(
+    spec: str | Path,
+    device: str | torch.device = "cpu",
+    arch: str | None = None,
+    labels: list[str] | None = None,
+    model_args: dict | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+) -> LoadedModel:
+    """Load a zoo name, a checkpoint path or ``timm:NAME[=WEIGHTS|=pretrained]``, wrap it with its
+    preprocessing and move it to ``device`` (eval mode; the module takes raw inputs).
+
+    ``arch`` gives the card for a weights file without one (a plain state dict); ``labels``,
+    ``model_args``, ``mean`` and ``std`` are for timm models (see :mod:`robench.models.timm_loader`).
     """
-    path = resolve_path(str(spec))
-    net, card, digest = load_checkpoint(path)
+    spec = str(spec)
+    if spec.startswith("timm:"):
+        from robench.models.timm_loader import load_timm
+
+        net, card, digest = load_timm(spec, labels, model_args or {}, mean, std)
+        module = wrap(net, card).to(device).eval()
+        return LoadedModel(name=spec, module=module, card=card, sha256=digest, path=None)
+    path = resolve_path(spec)
+    net, card, digest = load_checkpoint(path, arch_card(arch) if arch else None)
     module = wrap(net, card).to(device).eval()
     return LoadedModel(name=card.name or path.stem, module=module, card=card, sha256=digest, path=path)

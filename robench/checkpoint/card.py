@@ -21,12 +21,29 @@ TASKS = ("image-classification", "text-classification")
 
 
 @dataclass
+class ExternalArch:
+    """Architecture of a model robench did not build: a timm model (or, later, a Hugging Face one)."""
+
+    family: str
+    name: str
+    num_classes: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    variant: str = "external"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+EXTERNAL_FAMILIES = ("timm",)
+
+
+@dataclass
 class Card:
     """Everything robench knows about one checkpoint besides its weights."""
 
     task: str
     labels: list[str]
-    architecture: ArchConfig
+    architecture: ArchConfig | ExternalArch
     preprocessing: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -69,7 +86,10 @@ class Card:
             return cls(
                 task=d["task"],
                 labels=list(d["labels"]),
-                architecture=ArchConfig.from_dict(d["architecture"]),
+                architecture=(
+                    ExternalArch(**d["architecture"]) if d["architecture"].get("family") in EXTERNAL_FAMILIES
+                    else ArchConfig.from_dict(d["architecture"])
+                ),
                 preprocessing=dict(d["preprocessing"]),
                 training=dict(d.get("training", {})),
                 evaluation=dict(d.get("evaluation", {})),

@@ -16,6 +16,7 @@ from torch import nn
 from robench.checkpoint.card import Card
 from robench.errors import RobenchError
 from robench.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
+from robench.models.config import ArchConfig
 from robench.models.registry import build_model
 
 SAFE_SUFFIX = ".safetensors"
@@ -91,6 +92,21 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     )
 
 
+PREFIXES = ("module.", "model.")
+
+
+def clean_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip wrapper prefixes (DataParallel's ``module.``, Lightning's ``model.``) shared by every key."""
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
 def check_state_dict(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Raise a one-line error listing every key/shape difference between card and weights."""
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
@@ -112,11 +128,20 @@ def check_state_dict(net: nn.Module, state: dict[str, torch.Tensor], source: str
         raise RobenchError(f"{source}: weights contain NaN or inf in {bad[:3]}; the checkpoint is broken")
 
 
-def load_checkpoint(path: Path | str) -> tuple[nn.Module, Card, str]:
-    """Load ``(net, card, weights_sha256)``; the card must sit beside the weights as ``NAME.json``."""
+def load_checkpoint(path: Path | str, card: Card | None = None) -> tuple[nn.Module, Card, str]:
+    """Load ``(net, card, weights_sha256)``.
+
+    Without ``card`` the card must sit beside the weights as ``NAME.json``. With one (``--arch``),
+    any state dict of that architecture loads, after stripping ``module.``/``model.`` prefixes.
+    """
     path = Path(path)
     state, digest = read_state_dict(path)
-    card = Card.read(card_path_for(path))
+    if card is None:
+        card = Card.read(card_path_for(path))
+    else:
+        state = clean_prefixes(state)
+    if not isinstance(card.architecture, ArchConfig):
+        raise RobenchError(f"{path}: --arch must describe a robench architecture (a robench card or zoo name)")
     net = build_model(card.architecture)
     check_state_dict(net, state, str(path))
     net.load_state_dict(state)

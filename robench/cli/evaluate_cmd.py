@@ -36,6 +36,11 @@ def progress_bar(show: bool, total: int, what: str):
         yield lambda: progress.advance(task)
 
 
+def warn(message: str) -> None:
+    """Warnings go to stderr as one line each (never into machine output on stdout)."""
+    sys.stderr.write(f"robench: warning: {' '.join(message.split())}\n")
+
+
 def write_exports(rows, paths: dict[str, Optional[Path]]) -> None:
     from robench.results.schema import EXPORTERS, export
 
@@ -67,10 +72,19 @@ def evaluate(
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: the leaderboard as grouped bars with 95% error bars."),
     query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Max model queries per example for text threats that take a budget."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Text column of a table dataset."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a table dataset."),
+    image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of a Hugging Face dataset."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict."),
+    model_arg: Optional[List[str]] = typer.Option(None, "--model-arg", help="key=value for timm.create_model (repeatable)."),
+    mean: Optional[List[float]] = typer.Option(None, "--mean", help="Per-channel mean overriding a timm model's contract (repeatable)."),
+    std: Optional[List[float]] = typer.Option(None, "--std", help="Per-channel std overriding a timm model's contract (repeatable)."),
+    expect_accuracy: Optional[float] = typer.Option(None, "--expect-accuracy", help="Clean accuracy the preprocessing probe should expect."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
 ) -> None:
     """Evaluate checkpoints under a threat suite and print a leaderboard (accuracy with 95% Wilson intervals)."""
     from robench.evaluate import EvaluateArgs, evaluate as run_evaluate
+    from robench.models.timm_loader import parse_model_args
     from robench.render import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
@@ -78,7 +92,8 @@ def evaluate(
     args = EvaluateArgs(
         models=models or [], dataset=dataset, split=split, num_examples=num_examples,
         batch_size=batch_size, device=device, seed=seed, out=out, suite=suite, threats=threat or [],
-        baseline=baseline, query_budget=query_budget,
+        baseline=baseline, query_budget=query_budget, arch=arch, model_args=parse_model_args(model_arg or []), mean=mean or None, std=std or None,
+        expect_accuracy=expect_accuracy, text_column=text_column, label_column=label_column, image_column=image_column, 
     )
     machine = any(str(p) == "-" for p in exports.values() if p is not None)
     show = not quiet and not machine
@@ -88,7 +103,7 @@ def evaluate(
             err_console.print(f"  {row.model} · {row.threat}: {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
     with progress_bar(show, total=0, what="corruptions") as step:
-        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step())
+        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn)
     if show:
         for table in leaderboard_tables(rows):
             out_console.print(table)

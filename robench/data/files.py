@@ -20,8 +20,9 @@ TEXT_COLUMNS = ("sentence", "text", "content", "review")
 SUFFIXES = (".tsv", ".csv")
 
 
-def load_table(path: Path) -> Dataset:
-    """Load a CSV/TSV text-classification file."""
+def load_table(path: Path, columns: dict[str, str | None] | None = None) -> Dataset:
+    """Load a CSV/TSV text-classification file (``columns``: explicit text/label column names)."""
+    columns = columns or {}
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -36,12 +37,15 @@ def load_table(path: Path) -> Dataset:
     if len(rows) < 2:
         raise RobenchError(f"dataset file {path} is empty (it needs a header row and at least one example)")
     header = [h.strip().lower() for h in rows[0]]
-    text_col = next((header.index(c) for c in TEXT_COLUMNS if c in header), None)
-    if text_col is None or "label" not in header:
+    text_names = [columns["text"].lower()] if columns.get("text") else list(TEXT_COLUMNS)
+    label_name = (columns.get("label") or "label").lower()
+    text_col = next((header.index(c) for c in text_names if c in header), None)
+    if text_col is None or label_name not in header:
         raise RobenchError(
-            f"dataset file {path}: need a text column ({', '.join(TEXT_COLUMNS)}) and a 'label' column; found {header}"
+            f"dataset file {path}: need a text column ({', '.join(text_names)}) and a {label_name!r} column; found {header}; "
+            "name them with --text-column/--label-column"
         )
-    label_col = header.index("label")
+    label_col = header.index(label_name)
     texts, labels = [], []
     for line_no, row in enumerate(rows[1:], start=2):
         if not row:

@@ -32,15 +32,35 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
-def load_dataset(name: str, split: str = "test") -> Dataset:
-    """Load a registered dataset split (or a ``--save-adv`` file); bad names are a one-line error."""
-    _ensure_builtin()
-    if name.endswith((".tsv", ".csv")):
-        from pathlib import Path
+def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] | None = None) -> Dataset:
+    """Load a dataset by registered name or by source (bad names are a one-line error):
 
+    ``file.tsv``/``file.csv`` (text tables), ``*-images-idx3-ubyte[.gz]`` (MNIST idx), an image folder
+    (``DIR/CLASS/*.png``), a ``save_to_disk`` folder, ``file.json[l]``/``file.parquet``, ``hf:NAME[:CONFIG]``
+    (hub, online only) and ``--save-adv`` files. ``columns`` names the text/label/image columns of tables.
+    """
+    from pathlib import Path
+
+    _ensure_builtin()
+    columns = columns or {}
+    path = Path(name)
+    if name.endswith((".tsv", ".csv")):
         from robench.data.files import load_table
 
-        return load_table(Path(name))
+        return _non_empty(load_table(path, columns), split)
+    if name.startswith("hf:") or name.endswith((".json", ".jsonl", ".parquet")) or (path / "dataset_info.json").is_file() \
+            or (path / "dataset_dict.json").is_file():
+        from robench.data.hf import load_hf
+
+        return _non_empty(load_hf(name, split, columns), split)
+    if "idx3-ubyte" in path.name:
+        from robench.data.images import load_idx
+
+        return _non_empty(load_idx(path), split)
+    if path.is_dir():
+        from robench.data.images import load_image_folder
+
+        return _non_empty(load_image_folder(path), split)
     if name.endswith(".safetensors"):
         from pathlib import Path
 
@@ -54,7 +74,10 @@ def load_dataset(name: str, split: str = "test") -> Dataset:
         loader = _DATASETS[name]
     except KeyError:
         raise RobenchError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(_DATASETS))}") from None
-    ds = loader(split)
+    return _non_empty(loader(split), split)
+
+
+def _non_empty(ds: Dataset, split: str) -> Dataset:
     if len(ds) == 0:
-        raise RobenchError(f"dataset {name!r} split {split!r} is empty")
+        raise RobenchError(f"dataset {ds.name!r} split {split!r} is empty")
     return ds
