@@ -69,10 +69,6 @@ def wrap(net: nn.Module, card: Card) -> nn.Module:
 
 def resolve_path(spec: str) -> Path:
     """Map a MODEL argument to a weights file; a clear error lists what would have been accepted."""
-    if spec.startswith("hf:"):
-        raise RobenchError(
-            "hf: model specs are not supported by this robench version; use a zoo name, a robench checkpoint or timm:NAME"
-        )
     path = Path(spec)
     if path.suffix in (SAFE_SUFFIX, *PICKLE_SUFFIXES) or os.sep in spec:
         if not path.exists():
@@ -121,6 +117,11 @@ def load_model(
         net, card, digest = load_timm(spec, labels, model_args or {}, mean, std)
         module = wrap(net, card).to(device).eval()
         return LoadedModel(name=spec, module=module, card=card, sha256=digest, path=None)
+    if spec.startswith("hf:"):
+        from robench.models.hf_loader import load_hf
+
+        module, card, digest = load_hf(spec)
+        return LoadedModel(name=spec, module=module.to(device).eval(), card=card, sha256=digest, path=None)
     path = resolve_path(spec)
     net, card, digest = load_checkpoint(path, arch_card(arch) if arch else None)
     module = wrap(net, card).to(device).eval()

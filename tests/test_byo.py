@@ -184,3 +184,59 @@ def test_probe_warning_in_cli_for_permuted_labels(tmp_path, cli, wordnet_availab
     assert len(warnings) == 1 and "label order differs" in warnings[0]
     proc = cli("evaluate", "wordnet-text-sa", "--suite", "clean", "-n", "200", "--device", "cpu")
     assert "robench: warning:" not in proc.stderr  # the right data: no warning
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_dir(tmp_path_factory, wordnet_available):
+    """A tiny BERT with a WordPiece tokenizer trained here on wordnet-topics (no downloads)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    train = load_dataset("wordnet-topics", "train")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(train.inputs, trainers.WordPieceTrainer(
+        vocab_size=600, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                             sep_token="[SEP]", mask_token="[MASK]", do_lower_case=True, model_max_length=64)
+    fast._tokenizer.post_processor = __import__("tokenizers").processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", fast.cls_token_id), ("[SEP]", fast.sep_token_id)])
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=4,
+                        id2label=dict(enumerate(train.labels)), label2id={l: i for i, l in enumerate(train.labels)})
+    model = BertForSequenceClassification(config).eval()
+    d = tmp_path_factory.mktemp("tiny-bert")
+    model.save_pretrained(d)
+    fast.save_pretrained(d)
+    return d, model, fast
+
+
+def test_hf_dir_identical_logits(tiny_bert_dir):
+    d, model, tok = tiny_bert_dir
+    loaded = load_model(f"hf:{d}")
+    texts = ["a member of the genus Canis", "a small open container for drinking", "x"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(**enc).logits
+        got = loaded.module.predict_texts(texts)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    assert loaded.labels == ["noun.animal", "noun.artifact", "noun.food", "noun.plant"]
+    assert loaded.card.preprocessing["tokenizer"] == "hf"
+
+
+@pytest.mark.slow
+def test_hf_dir_under_text_threats(tiny_bert_dir, tmp_path, cli):
+    d, _, _ = tiny_bert_dir
+    rows = tmp_path / "r.json"
+    proc = cli("evaluate", f"hf:{d}", "--dataset", "wordnet-topics", "-n", "40", "--threat", "pwws-fast",
+               "--threat", "pwws", "--threat", "typo:rate=0.2", "--device", "cpu", "--json", str(rows))
+    assert proc.returncode == 0, proc.stderr
+    got = {r["threat"].split(":")[0]: r for r in json.loads(rows.read_text())}
+    assert set(got) == {"none", "pwws-fast", "pwws", "typo"}
+    assert all(r["attacked_acc"] <= got["none"]["clean_acc"] for r in got.values())
+    # the whole-text path of pwws-fast still follows textattack's search
+    assert abs(got["pwws"]["attack_success_rate"] - got["pwws-fast"]["attack_success_rate"]) <= 0.1
+    proc = cli("evaluate", f"hf:{tmp_path}", "--dataset", "wordnet-topics", "--device", "cpu")
+    assert_one_line_error(proc, "not a loadable sequence-classification model")

@@ -47,7 +47,8 @@ def test_timm_registry_creates_every_variant():
         (["evaluate", "digits-vit-sa", "--dataset", "nope"], "unknown dataset 'nope'"),
         (["evaluate", "digits-vit-sa", "--dataset", "wordnet-topics"], "has 10 labels but dataset wordnet-topics has 4"),
         (["evaluate", "digits-vit-sa", "--split", "dev"], "has splits train, test"),
-        (["evaluate", "timm:vit_tiny_patch16_224"], "not supported by this robench version"),
+        (["evaluate", "timm:vit_tiny_patch16_224"], "a timm model needs --dataset"),
+        (["evaluate", "hf:/no/such/dir", "--dataset", "digits"], "is not a directory"),
     ],
 )
 def test_bad_input_exit_2(cli, args, fragment):

@@ -34,7 +34,7 @@ class ExternalArch:
         return asdict(self)
 
 
-EXTERNAL_FAMILIES = ("timm",)
+EXTERNAL_FAMILIES = ("timm", "hf")
 
 
 @dataclass

@@ -22,6 +22,8 @@ KIND = "robench-word"
 class WordTokenizer:
     """Word tokenizer with a fixed vocabulary; index 0 is ``[PAD]``, 1 is ``[UNK]``."""
 
+    incremental = True  # tokens never cross word boundaries: one-word edits can be re-encoded locally
+
     def __init__(self, vocab: Sequence[str], max_length: int, lowercase: bool = True) -> None:
         if len(vocab) < 2 or vocab[0] != PAD or vocab[1] != UNK:
             raise RobenchError(f"tokenizer vocabulary must start with {PAD!r}, {UNK!r}")

@@ -76,6 +76,10 @@ class _Encoder:
             self.ids[text] = tuple(self.tok.encode(text))
 
     def edits(self, wt: WordText, index: int, texts: list[str]) -> None:
+        if not getattr(self.tok, "incremental", True):  # e.g. subword tokenizers: encode whole texts
+            for t in texts:
+                self.whole(t)
+            return
         s, e = wt.spans[index]
         prefix, suffix = self.tok.ids(wt.text[:s]), self.tok.ids(wt.text[e:])
         for t in texts:
