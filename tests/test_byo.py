@@ -240,3 +240,15 @@ def test_hf_dir_under_text_threats(tiny_bert_dir, tmp_path, cli):
     assert abs(got["pwws"]["attack_success_rate"] - got["pwws-fast"]["attack_success_rate"]) <= 0.1
     proc = cli("evaluate", f"hf:{tmp_path}", "--dataset", "wordnet-topics", "--device", "cpu")
     assert_one_line_error(proc, "not a loadable sequence-classification model")
+
+
+def test_save_to_disk_and_parquet_datasets(tmp_path):
+    import datasets
+
+    table = datasets.Dataset.from_dict({"text": ["good film", "bad film", "fine", "awful"], "label": [1, 0, 1, 0]})
+    table.save_to_disk(str(tmp_path / "saved"))
+    table.to_parquet(str(tmp_path / "t.parquet"))
+    for source in (tmp_path / "saved", tmp_path / "t.parquet"):
+        ds = load_dataset(str(source))
+        assert ds.inputs == ["good film", "bad film", "fine", "awful"]
+        assert ds.targets.tolist() == [1, 0, 1, 0] and ds.labels == ["0", "1"]
