@@ -117,6 +117,8 @@ def load_model(
         net, card, digest = load_timm(spec, labels, model_args or {}, mean, std)
         module = wrap(net, card).to(device).eval()
         return LoadedModel(name=spec, module=module, card=card, sha256=digest, path=None)
+    if model_args or mean or std:
+        raise RobenchError(f"--model-arg/--mean/--std apply to timm: models only; {spec} carries its own contract")
     if spec.startswith("hf:"):
         from robench.models.hf_loader import load_hf
 

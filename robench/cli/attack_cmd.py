@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from robench.cli.app import app, err_console, out_console
+from robench.cli.options import run_options
 from robench.cli.evaluate_cmd import check_export_paths, write_exports
 
 
@@ -27,44 +28,25 @@ def highlight_changes(original: str, perturbed: str):
 
 
 @app.command()
+@run_options
 def attack(
     model: str = typer.Argument(..., help="Zoo name or checkpoint path."),
     threat: str = typer.Option(..., "--threat", help="Threat spec, e.g. pgd:eps=8/255,steps=20 (see `robench threats`)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset"),
-    split: str = typer.Option("test", "--split"),
-    num_examples: Optional[int] = typer.Option(None, "-n", "--num-examples"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    device: str = typer.Option("auto", "--device"),
-    seed: int = typer.Option(0, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
     save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images, labels, predictions (safetensors)."),
     csv: Optional[Path] = typer.Option(None, "--csv"),
     json_: Optional[Path] = typer.Option(None, "--json"),
     markdown: Optional[Path] = typer.Option(None, "--markdown"),
-    query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Max model queries per example for text threats that take a budget."),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="Text column of a table dataset."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a table dataset."),
-    image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of a Hugging Face dataset."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict."),
-    model_arg: Optional[List[str]] = typer.Option(None, "--model-arg", help="key=value for timm.create_model (repeatable)."),
-    mean: Optional[List[float]] = typer.Option(None, "--mean", help="Per-channel mean overriding a timm model's contract (repeatable)."),
-    std: Optional[List[float]] = typer.Option(None, "--std", help="Per-channel std overriding a timm model's contract (repeatable)."),
-    expect_accuracy: Optional[float] = typer.Option(None, "--expect-accuracy", help="Clean accuracy the preprocessing probe should expect."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    run: dict = None,
 ) -> None:
     """Attack one model with one threat: accuracy, success rate, perturbation, queries, time, examples."""
     from rich.table import Table
-
-    from robench.models.timm_loader import parse_model_args
 
     from robench.attack import AttackArgs, attack as run_attack
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths(exports)
-    rep = run_attack(AttackArgs(model=model, threat=threat, dataset=dataset, split=split, num_examples=num_examples,
-                                batch_size=batch_size, device=device, seed=seed, out=out, save_adv=save_adv,
-                                query_budget=query_budget, arch=arch, model_args=parse_model_args(model_arg or []), mean=mean or None, std=std or None,
-        expect_accuracy=expect_accuracy, text_column=text_column, label_column=label_column, image_column=image_column, ))
+    rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     r = rep.row
     show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None)
     if show:

@@ -8,26 +8,22 @@ from typing import List, Optional
 import typer
 
 from robench.cli.app import app, err_console, out_console
+from robench.cli.options import run_options
 from robench.cli.evaluate_cmd import check_export_paths, progress_bar, write_exports
 
 
 @app.command()
+@run_options
 def curve(
     models: List[str] = typer.Argument(..., help="Zoo names or checkpoint paths."),
     threat: str = typer.Option(..., "--threat", help="Base threat spec, e.g. pgd or corruption:name=fog."),
     sweep: str = typer.Option(..., "--sweep", help="key=v1,v2,... e.g. eps=0,1/255,2/255,4/255 or severity=0,1,2,3,4,5."),
-    dataset: Optional[str] = typer.Option(None, "--dataset"),
-    split: str = typer.Option("test", "--split"),
-    num_examples: Optional[int] = typer.Option(None, "-n", "--num-examples"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    device: str = typer.Option("auto", "--device"),
-    seed: int = typer.Option(0, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="The points (result schema rows)."),
     json_: Optional[Path] = typer.Option(None, "--json", help="The points as JSON ('-' for stdout)."),
     auc_csv: Optional[Path] = typer.Option(None, "--auc-csv", help="model, threat, key, auc per model."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: one line per model with 95% bands."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    run: dict = None,
 ) -> None:
     """Evaluate MODELs along a sweep of one threat parameter; print the curve and its AUC."""
     from rich.table import Table
@@ -39,8 +35,7 @@ def curve(
 
     exports = {"csv": csv, "json": json_}
     check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot})
-    args = CurveArgs(models=models, threat=threat, sweep=sweep, dataset=dataset, split=split, num_examples=num_examples,
-                     batch_size=batch_size, device=device, seed=seed, out=out)
+    args = CurveArgs(models=models, threat=threat, sweep=sweep, **run)
     from robench.curve import sweep_specs
 
     _, xs, _ = sweep_specs(threat, sweep)

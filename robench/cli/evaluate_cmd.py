@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from robench.cli.app import app, err_console, out_console
+from robench.cli.options import run_options
 
 
 def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
@@ -55,15 +56,9 @@ def write_exports(rows, paths: dict[str, Optional[Path]]) -> None:
 
 
 @app.command()
+@run_options
 def evaluate(
     models: List[str] = typer.Argument(None, help="Zoo names or checkpoint paths (default: the whole zoo)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name (default: each model's own, from its card)."),
-    split: str = typer.Option("test", "--split", help="Dataset split."),
-    num_examples: Optional[int] = typer.Option(None, "-n", "--num-examples", help="Seeded stratified sample size (default: whole split)."),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sampling (and attacks)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Directory for per-example JSONL records."),
     suite: str = typer.Option("default", "--suite", help="Threat suite: a name in attacks/ (default, paper, clean) or a .toml path."),
     threat: Optional[List[str]] = typer.Option(None, "--threat", help="Ad-hoc threat spec (repeatable); replaces the suite."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model to compare against: paired difference + exact McNemar p."),
@@ -71,30 +66,16 @@ def evaluate(
     json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout: machine output)."),
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: the leaderboard as grouped bars with 95% error bars."),
-    query_budget: Optional[int] = typer.Option(None, "--query-budget", help="Max model queries per example for text threats that take a budget."),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="Text column of a table dataset."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a table dataset."),
-    image_column: Optional[str] = typer.Option(None, "--image-column", help="Image column of a Hugging Face dataset."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict."),
-    model_arg: Optional[List[str]] = typer.Option(None, "--model-arg", help="key=value for timm.create_model (repeatable)."),
-    mean: Optional[List[float]] = typer.Option(None, "--mean", help="Per-channel mean overriding a timm model's contract (repeatable)."),
-    std: Optional[List[float]] = typer.Option(None, "--std", help="Per-channel std overriding a timm model's contract (repeatable)."),
-    expect_accuracy: Optional[float] = typer.Option(None, "--expect-accuracy", help="Clean accuracy the preprocessing probe should expect."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
+    run: dict = None,
 ) -> None:
     """Evaluate checkpoints under a threat suite and print a leaderboard (accuracy with 95% Wilson intervals)."""
     from robench.evaluate import EvaluateArgs, evaluate as run_evaluate
-    from robench.models.timm_loader import parse_model_args
     from robench.render import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths({**exports, "plot": plot})
-    args = EvaluateArgs(
-        models=models or [], dataset=dataset, split=split, num_examples=num_examples,
-        batch_size=batch_size, device=device, seed=seed, out=out, suite=suite, threats=threat or [],
-        baseline=baseline, query_budget=query_budget, arch=arch, model_args=parse_model_args(model_arg or []), mean=mean or None, std=std or None,
-        expect_accuracy=expect_accuracy, text_column=text_column, label_column=label_column, image_column=image_column, 
-    )
+    args = EvaluateArgs(models=models or [], suite=suite, threats=threat or [], baseline=baseline, **run)
     machine = any(str(p) == "-" for p in exports.values() if p is not None)
     show = not quiet and not machine
 

@@ -1,0 +1,62 @@
+"""Options shared by every command that evaluates (evaluate, attack, curve), declared once.
+
+``@run_options`` appends them to a command's signature (Typer reads signatures) and hands the
+command a ready ``run`` dict of :class:`~robench.evaluate.RunArgs` keyword arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Annotated, Any, Callable, List, Optional
+
+import typer
+
+_P = inspect.Parameter
+RUN_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("dataset", Annotated[Optional[str], typer.Option("--dataset", help="Dataset name or source (default: the model card's).")], None),
+    ("split", Annotated[str, typer.Option("--split", help="Dataset split.")], "test"),
+    ("num_examples", Annotated[Optional[int], typer.Option("-n", "--num-examples", help="Seeded stratified sample size (default: whole split).")], None),
+    ("batch_size", Annotated[int, typer.Option("--batch-size")], 256),
+    ("device", Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
+    ("seed", Annotated[int, typer.Option("--seed", help="Seed for sampling and attacks.")], 0),
+    ("out", Annotated[Optional[Path], typer.Option("--out", help="Directory for per-example JSONL records.")], None),
+    ("query_budget", Annotated[Optional[int], typer.Option("--query-budget", help="Max model queries per example for text threats that take a budget.")], None),
+    ("text_column", Annotated[Optional[str], typer.Option("--text-column", help="Text column of a table dataset.")], None),
+    ("label_column", Annotated[Optional[str], typer.Option("--label-column", help="Label column of a table dataset.")], None),
+    ("image_column", Annotated[Optional[str], typer.Option("--image-column", help="Image column of a Hugging Face dataset.")], None),
+    ("arch", Annotated[Optional[str], typer.Option("--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict.")], None),
+    ("model_arg", Annotated[Optional[List[str]], typer.Option("--model-arg", help="key=value for timm.create_model (repeatable).")], None),
+    ("mean", Annotated[Optional[List[float]], typer.Option("--mean", help="Per-channel mean overriding a timm model's contract (repeatable).")], None),
+    ("std", Annotated[Optional[List[float]], typer.Option("--std", help="Per-channel std overriding a timm model's contract (repeatable).")], None),
+    ("expect_accuracy", Annotated[Optional[float], typer.Option("--expect-accuracy", help="Clean accuracy the preprocessing probe should expect.")], None),
+]
+
+
+def _run_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    from robench.models.timm_loader import parse_model_args
+
+    values = dict(values)
+    values["model_args"] = parse_model_args(values.pop("model_arg") or [])
+    values["mean"] = values["mean"] or None
+    values["std"] = values["std"] or None
+    return values
+
+
+def run_options(fn: Callable) -> Callable:
+    """Give ``fn`` the shared options; it receives them as ``run`` (RunArgs keyword arguments)."""
+    sig = inspect.signature(fn)
+    own = [p for name, p in sig.parameters.items() if name != "run"]
+    extra = [_P(name, _P.KEYWORD_ONLY, default=default, annotation=ann) for name, ann, default in RUN_OPTIONS]
+    names = [name for name, _, _ in RUN_OPTIONS]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        run = {k: kwargs.pop(k) for k in names if k in kwargs}
+        return fn(*args, **kwargs, run=_run_kwargs(run))
+
+    wrapper.__signature__ = sig.replace(parameters=own + extra)
+    wrapper.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != "run"},
+                               **{name: ann for name, ann, _ in RUN_OPTIONS}}
+    return wrapper
