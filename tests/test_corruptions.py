@@ -15,8 +15,8 @@ from robench.data.registry import load_dataset
 from robench.threats.image.corruptions import CORRUPTIONS, corrupt
 
 RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow", "frost", "fog", "elastic_transform"}
-# published parameters whose pixel change is not monotone in severity on small images (documented)
-NOT_MONOTONE = {"frost", "pixelate", "elastic_transform"}
+# frost keeps the published blend weights: severities 3 and 4 share the ice weight (documented plateau)
+PLATEAU = {"frost": 0.05}
 
 
 def _digits(n=48):
@@ -45,10 +45,9 @@ def test_corruption_identity_range_and_severity(name, images):
         assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
         change.append(float((y - x).abs().mean()))
     assert min(change) > 1e-3, change  # never a silent no-op
-    if name not in NOT_MONOTONE:
-        assert all(b >= a for a, b in zip(change, change[1:])), change
-    elif name != "elastic_transform":
-        assert change[-1] > change[0], change
+    slack = PLATEAU.get(name, 0.0)
+    assert all(b >= a * (1 - slack) for a, b in zip(change, change[1:])), change
+    assert change[-1] > change[0], change
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)

@@ -9,10 +9,11 @@ batch gives the same images as one-by-one calls. Inputs and outputs are ``(B, C,
 
 Honest deviations from the reference implementation (also listed by ``robench threats``):
 glass blur scrambles pixels with random local offsets in one gather instead of sequential swaps;
-glass blur runs images under 32 px at an integer multiple >= 32 px and averages back; pixelate's
-output sizes are whole pixels, so on 8 px images severities 1-2 and 3-4 coincide (7, 7, 6, 6, 5 px);
-elastic transform's and frost's published parameters do not make the pixel change monotone in
-severity on small images (elastic trades affine for elastic strength);
+glass blur runs images under 32 px at an integer multiple >= 32 px and averages back; below 32 px
+pixelate uses square blocks of 2, 2, 2, 3, 4 pixels (ImageNet-C's factors; resizing to whole-pixel
+sizes aliases erratically); elastic transform takes CIFAR-10-C's affine jitters in ascending order
+(as published the affine part shrinks with severity and the change falls); frost keeps the
+published weights, so severities 3 and 4 change images about equally;
 motion blur uses a one-sided Gaussian line kernel (ImageMagick's definition) drawn with bilinear
 splatting; frost blends a seeded procedural ice texture (ImageNet-C's frost photographs are not
 redistributable with robench).
@@ -37,11 +38,11 @@ CORRUPTIONS = (
 )
 APPROXIMATE = {
     "glass_blur": "local scramble by random offsets (one gather) instead of sequential pixel swaps; small images at >= 32 px",
-    "pixelate": "whole-pixel output sizes: on 8 px images severities 1-2 and 3-4 coincide",
-    "elastic_transform": "published parameters; on small images the pixel change is not monotone in severity",
+    "pixelate": "below 32 px: square blocks of 2, 2, 2, 3, 4 pixels",
+    "elastic_transform": "affine jitter in ascending order so the change grows with severity",
     "motion_blur": "one-sided Gaussian line kernel with bilinear splatting (ImageMagick's definition)",
     "snow": "snow layer motion-blurred with robench's line kernel",
-    "frost": "seeded procedural ice texture instead of ImageNet-C's frost photographs",
+    "frost": "seeded procedural ice texture instead of ImageNet-C's frost photographs; severities 3-4 about equal",
 }
 
 
@@ -250,6 +251,7 @@ def snow(x, s, gens):
 
 
 def frost(x, s, gens):
+    # published weights: severities 3 and 4 share the ice weight, so their change is about equal
     a, bw = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][s - 1]
     b, c, h, w = x.shape
     # ice: thresholded, lightly blurred multi-scale noise with bright crystalline streaks
@@ -288,7 +290,9 @@ def contrast(x, s, gens):
 
 def elastic_transform(x, s, gens):
     b, c, h, w = x.shape
-    alpha, sigma, affine = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)][s - 1]
+    # CIFAR-10-C's (alpha, sigma) with its affine jitters (.08, .07, .06, .05, .03) in ascending order:
+    # as published, the affine part shrinks while the elastic part grows, and the change falls with severity
+    alpha, sigma, affine = [(0, 0, 0.03), (0.05, 0.2, 0.05), (0.08, 0.06, 0.06), (0.1, 0.04, 0.07), (0.1, 0.03, 0.08)][s - 1]
     alpha, sigma, affine = alpha * h, sigma * h, affine * h  # the reference scales by the image size
     centre, sq = h / 2, h / 3
     src = torch.tensor([[centre + sq, centre + sq], [centre + sq, centre - sq], [centre - sq, centre - sq]])
@@ -312,10 +316,17 @@ def elastic_transform(x, s, gens):
 
 
 def pixelate(x, s, gens):
-    c = [0.95, 0.9, 0.85, 0.75, 0.65][s - 1]
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")
-    return F.interpolate(small, size=(h, w), mode="nearest")
+    if min(h, w) >= 32:
+        c = [0.95, 0.9, 0.85, 0.75, 0.65][s - 1]
+        small = F.interpolate(x, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")
+        return F.interpolate(small, size=(h, w), mode="nearest")
+    # Below 32 px, resizing to 0.95..0.65 of 8 px gives whole-pixel sizes (7, 7, 6, 6, 5) whose
+    # aliasing makes the change erratic. Use square blocks of round(1/c) pixels for ImageNet-C's
+    # factors 0.6, 0.5, 0.4, 0.3, 0.25: blocks of 2, 2, 2, 3, 4 pixels.
+    b = max(2, round(1 / [0.6, 0.5, 0.4, 0.3, 0.25][s - 1]))
+    pooled = F.avg_pool2d(x, b, ceil_mode=True)
+    return pooled.repeat_interleave(b, dim=2).repeat_interleave(b, dim=3)[..., :h, :w]
 
 
 def jpeg_compression(x, s, gens):
