@@ -4,7 +4,6 @@ hub names offline, and the preprocessing probe."""
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
