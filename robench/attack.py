@@ -9,19 +9,20 @@ from pathlib import Path
 
 import torch
 
+from robench.data.adversarial import ADV_FORMAT
 from robench.data.registry import load_dataset
 from robench.device import resolve_device
 from robench.errors import RobenchError
 from robench.evaluate import (
     CLEAN, RunArgs, apply_budget, check_inputs, check_labels, clean_records, load_spec, make_row, select_examples,
+    write_out,
 )
 from robench.fileio import atomic_write_bytes
 from robench.loading import LoadedModel
-from robench.results.records import Record, write_records
+from robench.results.records import Record
 from robench.results.schema import ResultRow
 from robench.runner import attack_records, check_modality
 from robench.threats.registry import build_threat
-from robench.data.adversarial import ADV_FORMAT
 
 
 @dataclass(kw_only=True)
@@ -92,16 +93,17 @@ def attack(args: AttackArgs) -> AttackReport:
     row = make_row(model, ds, threat.spec, records, threat.norm, seconds, args.seed, device)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        write_records(args.out / f"{model.name}__{threat.spec.replace(':', '_').replace('/', '_')}.jsonl", records)
+        write_out(args.out, model.name, threat.spec, records)
     if args.save_adv is not None:
         save_adversarials(args.save_adv, model, ds, records, adv, threat.spec)
     attacked = [r for r in records if r.clean_correct]
     broken = [r for r in attacked if not r.robust]
+    shown = {r.id for r in broken[:5]}
     return AttackReport(
         clean_row=clean_row, row=row, records=records,
         max_linf=max((r.linf for r in attacked), default=0.0), max_l2=max((r.l2 for r in attacked), default=0.0),
         examples_per_second=len(attacked) / seconds if seconds > 0 else float("inf"),
         examples=broken[:5],
         labels=list(model.labels),
-        originals={ds.ids[i]: ds.inputs[i] for i in range(len(ds)) if threat.modality == "text" and ds.ids[i] in {r.id for r in broken[:5]}},
+        originals={i: t for i, t in zip(ds.ids, ds.inputs) if i in shown} if threat.modality == "text" else {},
     )

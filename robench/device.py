@@ -9,6 +9,14 @@ import torch
 from robench.errors import RobenchError
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (or buffer, for parameter-free modules); CPU if none."""
+    tensor = next(module.parameters(), None)
+    if tensor is None:
+        tensor = next(module.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 def resolve_device(spec: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else CPU; an unavailable CUDA device is an error."""
     spec = spec.strip().lower()

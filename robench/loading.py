@@ -16,6 +16,7 @@ from torch import nn
 from robench.checkpoint.card import Card
 from robench.checkpoint.io import PICKLE_SUFFIXES, SAFE_SUFFIX, load_checkpoint
 from robench.data.tokenizer import WordTokenizer
+from robench.device import module_device
 from robench.errors import RobenchError
 from robench.models.wrappers import ImageClassifier, TextClassifier
 
@@ -40,10 +41,7 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        tensor = next(self.module.parameters(), None)
-        if tensor is None:  # a parameter-free model (e.g. a fixed rule): look at its buffers
-            tensor = next(self.module.buffers(), None)
-        return tensor.device if tensor is not None else torch.device("cpu")
+        return module_device(self.module)
 
 
 def zoo_dir() -> Path:

@@ -23,7 +23,8 @@ from robench.data.base import IMAGE, Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.data.tokenizer import WordTokenizer
 from robench.errors import RobenchError
-from robench.loading import wrap
+from robench.evaluate import predict
+from robench.loading import LoadedModel, wrap
 from robench.models.config import ArchConfig, variant_parts
 from robench.models.registry import build_model
 
@@ -106,18 +107,6 @@ def _batches_of(ds: Dataset, idx: torch.Tensor, tokenizer: WordTokenizer | None)
     return x, ds.targets[idx]
 
 
-@torch.inference_mode()
-def accuracy(module: torch.nn.Module, ds: Dataset, batch_size: int = 256, device: torch.device | str = "cpu") -> float:
-    """Clean accuracy of a wrapped (raw-input) model on a dataset."""
-    module.eval()
-    correct = 0
-    for _, x, y in ds.batches(batch_size):
-        if not isinstance(x, torch.Tensor):
-            x = module.encode(x)
-        correct += int((module(x.to(device)).argmax(-1).cpu() == y).sum())
-    return correct / len(ds)
-
-
 def train(
     args: TrainArgs,
     out: Path | str,
@@ -191,7 +180,8 @@ def train(
             on_epoch(stats)
 
     model.eval()
-    test_acc = accuracy(model, test_ds, device=device)
+    preds = predict(LoadedModel(name=str(out), module=model, card=card, sha256=""), test_ds, 256)
+    test_acc = float((preds == test_ds.targets).sum()) / len(test_ds)
     net = net.cpu()
     card.training = {
         "dataset": args.task, "dataset_sha256": train_ds.sha256, "split": "train", "n": len(train_ds),

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from robench.models.wrappers import TextClassifier
 
 from robench.checkpoint.card import Card, ExternalArch
 from robench.errors import RobenchError
@@ -39,23 +41,12 @@ class HFTokenizer:
         return torch.tensor([r + [self.pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
-class HFTextClassifier(nn.Module):
-    """``forward(input_ids)`` -> logits, with the attention mask derived from the padding id."""
-
-    def __init__(self, model: nn.Module, tokenizer: HFTokenizer) -> None:
-        super().__init__()
-        self.net = model
-        self.tokenizer = tokenizer
-
-    def encode(self, texts: Sequence[str]) -> Tensor:
-        return self.tokenizer(texts)
+class HFTextClassifier(TextClassifier):
+    """A :class:`TextClassifier` whose forward builds the attention mask from the padding id."""
 
     def forward(self, input_ids: Tensor) -> Tensor:
         mask = (input_ids != self.tokenizer.pad_id).long()
         return self.net(input_ids=input_ids, attention_mask=mask).logits
-
-    def predict_texts(self, texts: Sequence[str], device: torch.device | str = "cpu") -> Tensor:
-        return self(self.encode(texts).to(device))
 
 
 def load_hf(spec: str) -> tuple[HFTextClassifier, Card, str]:

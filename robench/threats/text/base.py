@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from robench.device import module_device
 from robench.threats.base import Threat
 
 
@@ -43,7 +44,7 @@ def ids_probs(model: nn.Module, ids: Sequence[tuple[int, ...]], batch_size: int 
     """Probabilities for token-id rows: each distinct row is scored once, batched by length."""
     tok = model.tokenizer
     unique = sorted(set(ids), key=lambda r: (len(r), r))
-    device = next(model.parameters()).device
+    device = module_device(model)
     probs: dict[tuple[int, ...], torch.Tensor] = {}
     for i in range(0, len(unique), batch_size):
         chunk = unique[i : i + batch_size]

@@ -7,6 +7,7 @@ Recipes whose resources cannot be had offline fail with one line naming the reso
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,6 @@ class TextAttackRecipeThreat(TextThreat):
         classes = recipe_classes()
         if name not in classes:
             raise RobenchError(f"unknown textattack recipe {name!r}; recipes: {', '.join(sorted(classes))}")
-        ta = import_textattack()
         from textattack.attack_results import FailedAttackResult, SkippedAttackResult, SuccessfulAttackResult
 
         wrapper = make_wrapper(model, self.batch_size)
@@ -102,8 +102,6 @@ class TextAttackRecipeThreat(TextThreat):
         adv, queries = [], []
         for text, label, seed in zip(texts, labels, seeds):
             # textattack's random transformations (deepwordbug, pruthi) use the global RNGs
-            import random
-
             random.seed(seed)
             np.random.seed(seed % 2**32)
             torch.manual_seed(seed)
@@ -115,7 +113,6 @@ class TextAttackRecipeThreat(TextThreat):
                 raise RobenchError(f"textattack skipped an example robench classified correctly; the wrapper disagrees with the model ({name})")
             adv.append(result.perturbed_result.attacked_text.text if isinstance(result, SuccessfulAttackResult) else text)
             queries.append(float(result.perturbed_result.num_queries))
-        del ta
         preds = text_probs(model, adv, self.batch_size).argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
         return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor(queries))
 
