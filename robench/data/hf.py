@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from robench.data.base import IMAGE, TEXT, Dataset, content_sha256
+from robench.data.files import TEXT_COLUMNS as TABLE_TEXT_COLUMNS
 from robench.errors import RobenchError
 
-TEXT_COLUMNS = ("sentence", "text", "content", "review", "sentence1")
+TEXT_COLUMNS = (*TABLE_TEXT_COLUMNS, "sentence1")  # GLUE pair tasks name their first text so
 LABEL_COLUMNS = ("label", "labels", "target", "class")
 IMAGE_COLUMNS = ("image", "img", "pixel_values")
 HUB_HOST = ("huggingface.co", 443)
