@@ -137,3 +137,95 @@ def test_label_count_must_match_architecture():
     cfg = ArchConfig(family="vit", variant="sa", num_classes=3)
     with pytest.raises(RobenchError, match="lists 2 labels but the architecture has 3 classes"):
         Card(task="image-classification", labels=["a", "b"], architecture=cfg, preprocessing={})
+
+
+class _ExecsCode:
+    """builtins.exec on attacker-chosen source."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import builtins
+
+        return (builtins.exec, (f"open({self.target!r}, 'w').close()",))
+
+
+class _BuildsSource:
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return ("".join, ([f"open({self.target!r}, 'w')", ".close()"],))
+
+
+class _NestedReduce:
+    """A reduce whose argument is itself built by another reduce (eval of a joined string)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        import builtins
+
+        return (builtins.eval, (_BuildsSource(self.target),))
+
+
+@pytest.mark.parametrize("payload", [_RunsOsSystem, _ExecsCode, _NestedReduce, _WritesAFile])
+@pytest.mark.parametrize("container", ["torch-zip", "raw-pickle", "state_dict-entry"])
+def test_code_running_pickles_are_refused_in_every_container(tmp_path, payload, container):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "model.pth"
+    obj = payload(str(marker))
+    if container == "torch-zip":
+        torch.save({"w": obj}, bad)
+    elif container == "raw-pickle":
+        with open(bad, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+    else:  # hidden inside an otherwise plausible checkpoint
+        torch.save({"state_dict": {"w": torch.zeros(2)}, "optimizer": [obj]}, bad)
+    with pytest.raises(RobenchError, match="refusing to load"):
+        read_state_dict(bad)
+    assert not marker.exists()
+    # the payloads are live: full unpickling (what robench never does) runs them
+    try:
+        if container == "raw-pickle":
+            pickle.loads(bad.read_bytes())
+        else:
+            torch.load(bad, weights_only=False)
+    except Exception:
+        pass
+    assert marker.exists()
+
+
+def _safetensors_with_header(header: dict, data: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + data
+
+
+@pytest.mark.parametrize(
+    "header,data,why",
+    [
+        ({"w": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]}}, bytes(16), "shape larger than the data"),
+        ({"w": {"dtype": "F64", "shape": [4], "data_offsets": [0, 16]}}, bytes(16), "dtype size does not match the offsets"),
+        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, bytes(8), "offsets run backwards"),
+        ({"w": {"dtype": "X9", "shape": [2], "data_offsets": [0, 8]}}, bytes(8), "unknown dtype"),
+        ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+          "v": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, bytes(12), "overlapping tensors"),
+    ],
+)
+def test_safetensors_headers_that_lie_are_refused(tmp_path, cli, header, data, why):
+    path, _ = _tiny_checkpoint(tmp_path)
+    path.write_bytes(_safetensors_with_header(header, data))
+    with pytest.raises(RobenchError, match="corrupt or truncated"):
+        read_state_dict(path)
+
+
+def test_card_describing_other_weights_is_refused(tmp_path, cli):
+    path, _ = _tiny_checkpoint(tmp_path)
+    card_path = path.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    card["weights_sha256"] = "0" * 64
+    card_path.write_text(json.dumps(card))
+    proc = cli("evaluate", str(path), "--device", "cpu")
+    assert_one_line_error(proc, "describes other weights")

@@ -138,6 +138,11 @@ def load_checkpoint(path: Path | str, card: Card | None = None) -> tuple[nn.Modu
     state, digest = read_state_dict(path)
     if card is None:
         card = Card.read(card_path_for(path))
+        if path.suffix == SAFE_SUFFIX and card.weights_sha256 and card.weights_sha256 != digest:
+            raise RobenchError(
+                f"{path}: its card {card_path_for(path).name} describes other weights (sha256 {card.weights_sha256[:12]}... "
+                f"vs the file's {digest[:12]}...); restore the matching pair, or pass the weights with --arch CARD"
+            )
     else:
         state = clean_prefixes(state)
     if not isinstance(card.architecture, ArchConfig):

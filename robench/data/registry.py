@@ -66,10 +66,7 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
 
         from robench.data.adversarial import load_adversarial
 
-        ds = load_adversarial(Path(name))
-        if len(ds) == 0:
-            raise RobenchError(f"dataset file {name} is empty")
-        return ds
+        return _non_empty(load_adversarial(Path(name)), split)
     try:
         loader = _DATASETS[name]
     except KeyError:
@@ -78,6 +75,22 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
 
 
 def _non_empty(ds: Dataset, split: str) -> Dataset:
+    """Every loaded split is checked here: non-empty, labels in range, images finite in [0, 1]."""
+    import torch
+
     if len(ds) == 0:
         raise RobenchError(f"dataset {ds.name!r} split {split!r} is empty")
+    lo, hi = int(ds.targets.min()), int(ds.targets.max())
+    if lo < 0 or hi >= len(ds.labels):
+        raise RobenchError(f"dataset {ds.name!r}: label {lo if lo < 0 else hi} is out of range for its "
+                           f"{len(ds.labels)} label names; labels must be 0..{len(ds.labels) - 1}")
+    if isinstance(ds.inputs, torch.Tensor):
+        x = ds.inputs
+        if x.ndim != 4:
+            raise RobenchError(f"dataset {ds.name!r}: images must be (N, C, H, W), got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise RobenchError(f"dataset {ds.name!r} has NaN or inf pixels; fix or drop those images")
+        if float(x.min()) < 0 or float(x.max()) > 1:
+            raise RobenchError(f"dataset {ds.name!r}: pixels must be in [0, 1], found {float(x.min()):.4g}..{float(x.max()):.4g} "
+                               "(8-bit images: divide by 255)")
     return ds
