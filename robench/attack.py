@@ -10,18 +10,16 @@ from pathlib import Path
 import torch
 
 from robench.data.adversarial import ADV_FORMAT
-from robench.data.registry import load_dataset
 from robench.device import resolve_device
 from robench.errors import RobenchError
-from robench.evaluate import (
-    CLEAN, RunArgs, apply_budget, check_inputs, check_labels, clean_records, load_spec, make_row, select_examples,
-    write_out,
-)
+from robench.evaluate import CLEAN, RunArgs, apply_budget, load_spec, make_row, prepare, run_config, store_clean
 from robench.fileio import atomic_write_bytes
 from robench.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.schema import ResultRow
+from robench.results.store import RecordStore
 from robench.runner import attack_records, check_modality
+from robench.sanity import attach, model_flags
 from robench.threats.registry import build_threat
 
 
@@ -76,25 +74,24 @@ def attack(args: AttackArgs) -> AttackReport:
     device = resolve_device(args.device)
     model = load_spec(args.model, args, device)
     check_modality(model, threat)
-    name = args.dataset or model.card.evaluation.get("dataset")
-    if not name:
-        raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
-    ds = load_dataset(name, args.split, args.columns)
-    check_labels(model, ds)
-    check_inputs(model, ds)
-    ds = select_examples(ds, args.num_examples, args.seed)
+    (job,) = prepare(args, [model])
+    ds = job.ds
+    store = RecordStore(args.out, run_config("attack", args, [job], [threat.spec], device))
+    flags = model_flags(model, ds, args.seed)
     start = time.perf_counter()
-    clean = clean_records(model, ds, args.batch_size)
+    clean = store_clean(store, job, args.batch_size)
     clean_row = make_row(model, ds, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
-    adv: dict[int, torch.Tensor] = {}
+    adv: dict[int, torch.Tensor] | None = {} if args.save_adv is not None else None
     start = time.perf_counter()
-    records = attack_records(model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv)
+    records = store.records(model.name, threat.spec, lambda journal: attack_records(
+        model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv, journal=journal))
     seconds = time.perf_counter() - start
     row = make_row(model, ds, threat.spec, records, threat.norm, seconds, args.seed, device)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_out(args.out, model.name, threat.spec, records)
+    attach([clean_row, row], {model.name: flags}, {})
     if args.save_adv is not None:
+        if len(adv) != sum(r.clean_correct for r in records):  # records read back from --out: no images
+            adv = {}
+            attack_records(model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv)
         save_adversarials(args.save_adv, model, ds, records, adv, threat.spec)
     attacked = [r for r in records if r.clean_correct]
     broken = [r for r in attacked if not r.robust]

@@ -24,7 +24,9 @@ from robench.probe import probe_preprocessing
 from robench.results.records import Record, summarize, write_records
 from robench.results.schema import ResultRow
 from robench.results.stats import mcnemar_exact, wilson_interval
+from robench.results.store import RecordStore, records_path
 from robench.runner import attack_records, check_modality
+from robench.sanity import Flag, attach, model_flags, row_flags
 from robench.threats.base import Threat
 from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
@@ -70,7 +72,7 @@ class RunArgs:
 class EvaluateArgs(RunArgs):
     """Arguments of ``robench evaluate`` (shared by the CLI and the Python API)."""
 
-    models: Sequence[str] = ()
+    models: Sequence[str | LoadedModel] = ()  # LoadedModel: from Python only
     suite: str = "default"
     threats: Sequence[str] = ()
     baseline: str | None = None
@@ -192,9 +194,9 @@ def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Reco
 
 
 def write_out(out: Path | None, model: str, spec: str, records: list[Record]) -> None:
-    """Per-example records of one (model, threat) as JSONL under ``--out``."""
+    """Per-example records of one (model, threat) as JSONL under ``--out`` (atomically)."""
     if out is not None:
-        write_records(out / f"{model}__{spec.replace(':', '_').replace('/', '_')}.jsonl", records)
+        write_records(records_path(out, model, spec), records)
 
 
 def load_spec(spec: str, args: RunArgs, device: torch.device) -> LoadedModel:
@@ -220,38 +222,23 @@ def check_inputs(model: LoadedModel, ds: Dataset) -> None:
             )
 
 
-def evaluate(
-    args: EvaluateArgs,
-    on_row: Callable[[ResultRow], None] | None = None,
-    on_progress: Callable[[str, int, int], None] | None = None,
-    on_warning: Callable[[str], None] | None = None,
-) -> list[ResultRow]:
-    """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
+@dataclass
+class Job:
+    """One model with its (sampled) evaluation data, checked before any work starts."""
 
-    Returns one row per (model, threat), the clean row (``threat = none``) first for each model.
-    """
-    device = resolve_device(args.device)
-    specs = list(args.models) or list_zoo()
-    if not specs:
-        raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
-    if args.baseline is not None and args.baseline not in specs:
-        specs.append(args.baseline)
-    threats = resolve_threats(args)
-    if args.out is not None:
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RobenchError(f"--out {args.out}: cannot create the directory ({e.strerror})") from None
-    models = [load_spec(spec, args, device) for spec in specs]  # fail fast on any bad model
-    if args.threats:
-        modalities = {modality_of(m) for m in models}
-        for t in [t for ts in threats.values() for t in ts]:
-            if t.modality not in modalities:
-                raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
-    datasets: dict[tuple[str, str], Dataset] = {}
-    rows: list[ResultRow] = []
-    results: dict[tuple[str, str], list[Record]] = {}
+    model: LoadedModel
+    ds: Dataset
+    expected_accuracy: float | None
+
+
+def prepare(args: RunArgs, models: list[LoadedModel], datasets: dict[tuple[str, str], Dataset] | None = None) -> list[Job]:
+    """Load and check each model's dataset (fail fast on any bad input), sample the examples."""
+    datasets = {} if datasets is None else datasets
+    jobs = []
     for model in models:
+        if model.module.training:
+            raise RobenchError(f"model {model.name} is in training mode (dropout or batch-norm statistics would change "
+                               "under attack); call .eval() on it first")
         name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
         if not name:
             raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
@@ -265,11 +252,66 @@ def evaluate(
         expected = args.expect_accuracy
         if expected is None and model.card.evaluation.get("dataset") == ds.name:
             expected = model.card.evaluation.get("clean_accuracy")
-        warning = probe_preprocessing(model, ds, expected, args.seed)
+        jobs.append(Job(model, ds, expected))
+    return jobs
+
+
+def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str], device: torch.device) -> dict:
+    """Everything that changes the records of a run: what ``--out`` resumes must match it."""
+    return {
+        "command": command,
+        "models": [[j.model.name, j.model.sha256] for j in jobs],
+        "data": [[j.ds.name, j.ds.split, j.ds.sha256, len(j.ds)] for j in jobs],
+        "num_examples": args.num_examples, "seed": args.seed, "batch_size": args.batch_size,
+        "query_budget": args.query_budget, "threats": threats, "device": device.type, "robench_version": __version__,
+    }
+
+
+def store_clean(store: RecordStore, job: Job, batch_size: int) -> list[Record]:
+    return store.records(job.model.name, CLEAN, lambda journal: clean_records(job.model, job.ds, batch_size))
+
+
+def evaluate(
+    args: EvaluateArgs,
+    on_row: Callable[[ResultRow], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> list[ResultRow]:
+    """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
+
+    ``args.models`` holds MODEL specs (zoo names, paths, ``timm:``/``hf:``) or, from Python, ready
+    :class:`LoadedModel` objects. Returns one row per (model, threat), the clean row
+    (``threat = none``) first for each model, each with the sanity battery's flags. With ``--out``,
+    records are journaled and a killed run resumes where it stopped.
+    """
+    device = resolve_device(args.device)
+    specs = list(args.models) or list_zoo()
+    if not specs:
+        raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
+    if args.baseline is not None and args.baseline not in [getattr(s, "name", s) for s in specs]:
+        specs.append(args.baseline)
+    threats = resolve_threats(args)
+    models = [s if isinstance(s, LoadedModel) else load_spec(s, args, device) for s in specs]  # fail fast on any bad model
+    if args.threats:
+        modalities = {modality_of(m) for m in models}
+        for t in [t for ts in threats.values() for t in ts]:
+            if t.modality not in modalities:
+                raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
+    jobs = prepare(args, models)
+    all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
+    store = RecordStore(args.out, run_config("evaluate", args, jobs, all_specs, device))
+    rows: list[ResultRow] = []
+    results: dict[tuple[str, str], list[Record]] = {}
+    model_checks: dict[str, list[Flag]] = {}
+    for job in jobs:
+        model, ds = job.model, job.ds
+        warning = probe_preprocessing(model, ds, job.expected_accuracy, args.seed)
         if warning and on_warning:
             on_warning(warning)
+        model_checks[model.name] = model_flags(model, ds, args.seed)
         start = time.perf_counter()
-        clean = clean_records(model, ds, args.batch_size)
+        clean = store_clean(store, job, args.batch_size)
         todo: list[tuple[str, str, list[Record], float]] = [(CLEAN, "none", clean, time.perf_counter() - start)]
         for threat in threats[modality_of(model)]:
             check_modality(model, threat)
@@ -278,14 +320,15 @@ def evaluate(
             for k, part in enumerate(parts):
                 if len(parts) > 1 and on_progress:
                     on_progress(f"{model.name} · {threat.short}", k, len(parts))
-                recs = attack_records(model, ds, part, clean, args.batch_size, args.seed)
+                recs = store.records(model.name, part.spec, lambda journal, part=part: attack_records(
+                    model, ds, part, clean, args.batch_size, args.seed, journal=journal))
                 if len(parts) > 1:
                     results[(model.name, part.spec)] = recs
-                    write_out(args.out, model.name, part.spec, recs)
                 else:
                     todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start))
             if len(parts) > 1:
                 pooled = [r for part in parts for r in results[(model.name, part.spec)]]
+                store.write(model.name, threat.spec, pooled)
                 todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start))
         for spec, unit, recs, seconds in todo:
             row = make_row(model, ds, spec, recs, unit, seconds, args.seed, device)
@@ -294,10 +337,21 @@ def evaluate(
                 row.attacked_ci_low, row.attacked_ci_high = (
                     round(v, 6) for v in wilson_interval(round(row.attacked_acc * len(ds)), len(ds)))
             results[(model.name, spec)] = recs
-            write_out(args.out, model.name, spec, recs)
+            attach([row], model_checks, {})
             rows.append(row)
             if on_row:
                 on_row(row)
+    if store.resumed and on_note:
+        on_note(f"resumed: {store.resumed} records taken from the previous run in {args.out}")
+    per_row = row_flags(rows, results)
+    attach(rows, model_checks, per_row)
+    if on_warning:
+        for model, flags in model_checks.items():
+            for f in flags:
+                on_warning(f"{model}: {f}")
+        for (model, spec), flags in per_row.items():
+            for f in flags:
+                on_warning(f"{model}: {f}")
     if args.baseline is not None:
-        add_baseline(rows, results, models[specs.index(args.baseline)].name)
+        add_baseline(rows, results, models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name)
     return rows

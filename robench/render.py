@@ -8,6 +8,7 @@ from typing import Sequence
 from rich.table import Table
 
 from robench.results.schema import ResultRow
+from robench.sanity import FLAGS
 
 CLEAN = "none"
 
@@ -38,6 +39,16 @@ def _cell(r: ResultRow) -> str:
     return text
 
 
+def _flags_cell(cells: dict[str, ResultRow]) -> str:
+    """A model's flags: those on every row plainly, the others with the threats they concern."""
+    per_row = {t: [c for c in r.flags.split(";") if c] for t, r in cells.items()}
+    everywhere = [c for c in dict.fromkeys(c for cs in per_row.values() for c in cs) if all(c in cs for cs in per_row.values())]
+    parts = [f"⚠ {c}" for c in everywhere]
+    for t, cs in per_row.items():
+        parts += [f"⚠ {c} ({short_threat(t)})" for c in cs if c not in everywhere]
+    return "\n".join(parts) or "-"
+
+
 def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
     """One table per (dataset, split): a row per model, clean accuracy with its 95% Wilson interval,
     then one column per threat (attacked accuracy +/- the interval's half-width), best first."""
@@ -63,6 +74,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         devices = sorted({r.device for r in group})
         ns = sorted({r.n for r in group})
         baselines = sorted({r.baseline for r in group if r.baseline})
+        codes = list(dict.fromkeys(c for r in group for c in r.flags.split(";") if c))
         table = Table(
             title=f"robench leaderboard: {dataset} ({split})",
             caption=(
@@ -70,6 +82,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
                 "accuracy in %, higher is better; CI and ± are 95% Wilson"
                 + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar, mCE: corruption error relative to it"
                    if baselines else "")
+                + "".join(f"\n⚠ {c}: {FLAGS.get(c, 'see flag_notes')}" for c in codes)
             ),
         )
         table.add_column("#", justify="right")
@@ -79,6 +92,8 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         table.add_column("95% CI", justify="right", no_wrap=True)
         for t in threats:
             table.add_column(short_threat(t), justify="right", overflow="fold")
+        if codes:
+            table.add_column("flags", overflow="fold")
         for rank, (model, cells) in enumerate(ranked, 1):
             ref = cells.get(CLEAN) or next(iter(cells.values()))
             clean_cells = [_pct(ref.clean_acc), "-"]
@@ -88,6 +103,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
             for t in threats:
                 c = cells.get(t)
                 threat_cells.append("-" if c is None else _cell(c))
-            table.add_row(str(rank), model, str(ref.n), *clean_cells, *threat_cells)
+            flag_cells = [_flags_cell(cells)] if codes else []
+            table.add_row(str(rank), model, str(ref.n), *clean_cells, *threat_cells, *flag_cells)
         tables.append(table)
     return tables

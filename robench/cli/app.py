@@ -46,7 +46,7 @@ def main() -> None:
     except RobenchError as e:
         raise SystemExit(fail(str(e), e.exit_code).exit_code) from None
     except KeyboardInterrupt:
-        sys.stderr.write("robench: interrupted\n")
+        sys.stderr.write("robench: interrupted; exports were not written (a run with --out DIR resumes when rerun with the same command)\n")
         raise SystemExit(130) from None
     except Exception as e:  # a bug: keep the one-line contract, offer the traceback on demand
         if os.environ.get("ROBENCH_DEBUG"):

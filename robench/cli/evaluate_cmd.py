@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -24,6 +25,11 @@ def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
             raise RobenchError(f"--{flag} {p} is a directory; give a file path")
         if not p.parent.is_dir():
             raise RobenchError(f"--{flag} {p}: directory {p.parent} does not exist; create it first")
+        try:  # an unwritable directory fails now, not after an hour of attacks
+            with tempfile.TemporaryFile(dir=p.parent):
+                pass
+        except OSError as e:
+            raise RobenchError(f"--{flag} {p}: cannot write in {p.parent} ({e.strerror}); choose another path") from None
 
 
 @contextlib.contextmanager
@@ -84,7 +90,8 @@ def evaluate(
             err_console.print(f"  {row.model} · {row.threat}: {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
     with progress_bar(show, total=0, what="corruptions") as step:
-        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn)
+        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn,
+                            on_note=lambda m: sys.stderr.write(f"robench: {m}\n"))
     if show:
         for table in leaderboard_tables(rows):
             out_console.print(table)

@@ -46,6 +46,9 @@ class ResultRow:
     mcnemar_p: Optional[float] = None
     # corruption:name=all rows with --baseline: mean corruption error relative to the baseline
     mce: Optional[float] = None
+    # The sanity battery (robench.sanity): flag codes separated by ";" and one line per flag.
+    flags: str = ""
+    flag_notes: str = ""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -63,7 +66,8 @@ class ResultRow:
 
 COLUMNS: list[str] = [f.name for f in fields(ResultRow)]
 BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p", "mce"]
-REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS]
+FLAG_COLUMNS = ["flags", "flag_notes"]
+REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUMNS]
 
 
 def to_csv(rows: Sequence[ResultRow]) -> str:
@@ -88,7 +92,7 @@ def to_markdown(rows: Sequence[ResultRow]) -> str:
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]
     for r in rows:
-        lines.append("| " + " | ".join("" if v is None else str(v) for v in asdict(r).values()) + " |")
+        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in asdict(r).values()) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from robench.threats.registry import Param, register_threat
 @register_threat
 class APGD(TorchattacksThreat):
     name = "apgd"
+    access = "gradient"
     aligned = False  # forwards shrinking subsets; APGD keeps its own best adversarial per example
     summary = "auto-PGD with step-size schedule, keeps the best iterate (torchattacks.APGD)"
     params = (

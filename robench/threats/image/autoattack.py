@@ -9,6 +9,7 @@ from robench.threats.registry import Param, register_threat
 @register_threat
 class AutoAttack(TorchattacksThreat):
     name = "autoattack"
+    access = "ensemble"
     aligned = False
     summary = "APGD-CE, APGD-T, FAB-T, Square (standard); n_classes from the model card (torchattacks.AutoAttack)"
     params = (EPS, Param("norm", "choice", "linf", "threat norm", choices=("linf", "l2")))

@@ -9,6 +9,7 @@ from robench.threats.registry import register_threat
 @register_threat
 class FGSM(TorchattacksThreat):
     name = "fgsm"
+    access = "gradient"
     norm = "linf"
     summary = "fast gradient sign method, one step of size eps (torchattacks.FGSM)"
     params = (EPS, TARGET)

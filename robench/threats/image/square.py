@@ -9,6 +9,7 @@ from robench.threats.registry import Param, register_threat
 @register_threat
 class Square(TorchattacksThreat):
     name = "square"
+    access = "query"
     aligned = False
     summary = "random-search square attack, score-based (torchattacks.Square)"
     params = (

@@ -1,0 +1,170 @@
+"""Crash-safe per-example records under ``--out DIR``: a killed run resumes where it stopped.
+
+``DIR/run.json``
+    the run's configuration and its hash. A later command with another configuration is refused
+    (exit 2, naming what differs) instead of mixing the records of two experiments.
+``DIR/MODEL__SPEC.jsonl``
+    the finished records of one (model, threat) in dataset order, written atomically.
+``DIR/MODEL__SPEC.jsonl.journal``
+    while that (model, threat) runs: whole batches of records, each closed by a marker line
+    ``{"_batch": k}`` and fsynced before the next batch starts. On resume only marked batches
+    count; a torn tail (kill -9 or power loss in the middle of a write) is cut off. Since every
+    batch is seeded by its position (:func:`robench.runner.batch_seed`), recomputing a lost batch
+    gives the records it would have had, so a resumed run ends with exactly the uninterrupted summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from robench.errors import RobenchError
+from robench.fileio import atomic_write_text
+from robench.results.records import Record, read_records, write_records
+
+BATCH_KEY = "_batch"
+
+
+def records_path(out: Path, model: str, spec: str) -> Path:
+    """Where the records of (model, threat) live under ``--out``."""
+    return out / f"{model}__{spec.replace(':', '_').replace('/', '_')}.jsonl"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Append-only record log of one (model, threat): whole batches, each fsynced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[int, Record] = self._recover()
+
+    def _recover(self) -> dict[int, Record]:
+        """Records of the complete batches; anything after the last batch marker is cut off."""
+        if not self.path.exists():
+            return {}
+        data = self.path.read_bytes()
+        done: dict[int, Record] = {}
+        pending: list[Record] = []
+        good_end = pos = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break  # torn last line
+            try:
+                obj = json.loads(line)
+                if BATCH_KEY in obj:
+                    if obj[BATCH_KEY] != len(pending):
+                        break
+                    done.update((r.id, r) for r in pending)
+                    pending = []
+                    good_end = pos + len(line)
+                else:
+                    pending.append(Record(**obj))
+            except (ValueError, TypeError):
+                break  # a torn or foreign line: everything from here on is redone
+            pos += len(line)
+        if good_end < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+                os.fsync(f.fileno())
+        return done
+
+    def append(self, records: list[Record]) -> None:
+        """Add one batch durably: it is either entirely in the journal after a crash, or not at all."""
+        payload = "".join(json.dumps(asdict(r)) + "\n" for r in records) + json.dumps({BATCH_KEY: len(records)}) + "\n"
+        new = not self.path.exists()
+        try:
+            with open(self.path, "ab") as f:
+                f.write(payload.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            if new:
+                _fsync_dir(self.path.parent)
+        except OSError as e:
+            raise RobenchError(f"cannot append records to {self.path}: {e.strerror}; free disk space or choose another --out") from None
+        for r in records:
+            self.done[r.id] = r
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {json.dumps(old.get(k))} there vs {json.dumps(new.get(k))} now" for k in keys if old.get(k) != new.get(k)]
+
+
+class RecordStore:
+    """The records of a run under ``--out`` (or nowhere when ``out`` is None).
+
+    ``config`` holds everything that changes the records (models and their hashes, data, sample,
+    seed, batch size, threats, device type, robench version). It is written to ``run.json`` on the
+    first record and compared on every later run into the same directory.
+    """
+
+    def __init__(self, out: Path | None, config: dict) -> None:
+        self.out = out
+        self.config = {**config, "config_hash": config_hash(config)}
+        self.resumed = 0  # records taken from a previous run
+        if out is None:
+            return
+        existing = next(a for a in [out, *out.parents] if a.exists())
+        if not existing.is_dir():
+            raise RobenchError(f"--out {out}: {existing} is a file, not a directory; choose another --out")
+        meta = out / "run.json"
+        if meta.is_file():
+            try:
+                old = json.loads(meta.read_text())
+            except ValueError:
+                raise RobenchError(f"--out {out}: run.json is not valid JSON; remove it or choose another --out") from None
+            if old.get("config_hash") != self.config["config_hash"]:
+                diff = _differences({k: v for k, v in old.items() if k != "config_hash"}, config)
+                raise RobenchError(
+                    f"--out {out} holds records of a different run ({'; '.join(diff[:3]) or 'config differs'}); "
+                    "rerun the same command to resume it, or choose another --out"
+                )
+
+    def _open(self) -> None:
+        assert self.out is not None
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RobenchError(f"--out {self.out}: cannot create the directory ({e.strerror})") from None
+        meta = self.out / "run.json"
+        if not meta.is_file():
+            atomic_write_text(meta, json.dumps(self.config, indent=1, sort_keys=True) + "\n")
+
+    def records(self, model: str, spec: str, compute: Callable[[Journal | None], list[Record]]) -> list[Record]:
+        """The records of (model, spec): read back when finished before, else ``compute(journal)``
+        (which skips what the journal already holds) and stored."""
+        if self.out is None:
+            return compute(None)
+        path = records_path(self.out, model, spec)
+        if path.is_file():
+            recs = read_records(path)
+            self.resumed += len(recs)
+            return recs
+        self._open()
+        journal = Journal(path.with_name(path.name + ".journal"))
+        self.resumed += len(journal.done)
+        recs = compute(journal)
+        write_records(path, recs)
+        journal.path.unlink(missing_ok=True)
+        return recs
+
+    def write(self, model: str, spec: str, records: list[Record]) -> None:
+        """Store records computed from others (pooled rows) without a journal."""
+        if self.out is not None:
+            self._open()
+            write_records(records_path(self.out, model, spec), records)
