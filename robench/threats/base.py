@@ -8,13 +8,13 @@ whether *any* iterate broke it, and how many model queries it spent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from robench.threats.registry import Param
 from robench.threats.spec import format_number
+
+if TYPE_CHECKING:  # torch is imported where threats compute, so listing them (`robench threats`) stays fast
+    from torch import Tensor, nn
 
 
 @dataclass
@@ -89,5 +89,7 @@ class Threat:
 
 def perturbation_norms(adv: Tensor, x: Tensor) -> dict[str, Tensor]:
     """Per-example sizes of ``adv - x``: Linf, L2 and mean absolute change."""
+    import torch
+
     d = (adv - x).flatten(1).to(torch.float64)
     return {"linf": d.abs().amax(1), "l2": d.norm(dim=1), "mean_abs": d.abs().mean(1)}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from robench.errors import RobenchError
 from robench.threats.base import AttackOutcome, Threat
-from robench.threats.monitor import IterateMonitor
 from robench.threats.registry import Param
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 EPS = Param("eps", "float", 8 / 255, "perturbation budget in [0,1] pixel space", "pixels", low=0.0, high=1.0)
 TARGET = Param("target", "choice", "none", "targeted mode (robust = still correct either way)", choices=("none", "random", "least-likely"))
@@ -37,6 +36,10 @@ class TorchattacksThreat(Threat):
 
     def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int,
                example_seeds: list[int] | None = None) -> AttackOutcome:
+        import torch
+
+        from robench.threats.monitor import IterateMonitor
+
         monitor = IterateMonitor(model, x, y, aligned=self.aligned)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -6,11 +6,9 @@ with ``--baseline MODEL`` the row also carries the mCE relative to that baseline
 
 from __future__ import annotations
 
-import torch
-
 from robench.errors import RobenchError
 from robench.threats.base import AttackOutcome, Threat
-from robench.threats.image.corruptions import APPROXIMATE, CORRUPTIONS, corrupt
+from robench.threats.image.corruption_names import APPROXIMATE, CORRUPTIONS
 from robench.threats.registry import Param, register_threat
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -56,6 +54,10 @@ class Corruption(Threat):
     def attack(self, model, x, y, num_classes, seed, example_seeds=None) -> AttackOutcome:
         if self.name_ == "all":
             raise RobenchError("corruption:name=all is a summary over 75 runs; use `robench evaluate --threat corruption:name=all`")
+        import torch
+
+        from robench.threats.image.corruptions import corrupt
+
         seeds = example_seeds if example_seeds is not None else [seed + i for i in range(len(x))]
         adv = corrupt(x, self.name_, self.severity, list(seeds))
         with torch.no_grad():

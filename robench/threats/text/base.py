@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-from torch import nn
-
-from robench.device import module_device
 from robench.threats.base import Threat
+
+if TYPE_CHECKING:  # torch is imported where threats compute, so listing them stays fast
+    import torch
+    from torch import nn
 
 
 @dataclass
@@ -29,27 +29,33 @@ class TextThreat(Threat):
         raise NotImplementedError
 
 
-@torch.inference_mode()
 def text_probs(model: nn.Module, texts: Sequence[str], batch_size: int = 512) -> torch.Tensor:
     """float32 softmax probabilities for raw texts.
 
     The model sees token ids, so texts that tokenize identically (e.g. two out-of-vocabulary
     synonyms) are scored once; unique id sequences are batched by length to keep padding small.
     """
-    return ids_probs(model, [tuple(model.tokenizer.encode(t)) for t in texts], batch_size)
+    import torch
+
+    with torch.inference_mode():
+        return ids_probs(model, [tuple(model.tokenizer.encode(t)) for t in texts], batch_size)
 
 
-@torch.inference_mode()
 def ids_probs(model: nn.Module, ids: Sequence[tuple[int, ...]], batch_size: int = 512) -> torch.Tensor:
     """Probabilities for token-id rows: each distinct row is scored once, batched by length."""
-    tok = model.tokenizer
-    unique = sorted(set(ids), key=lambda r: (len(r), r))
-    device = module_device(model)
-    probs: dict[tuple[int, ...], torch.Tensor] = {}
-    for i in range(0, len(unique), batch_size):
-        chunk = unique[i : i + batch_size]
-        width = len(chunk[-1])
-        batch = torch.tensor([r + (tok.pad_id,) * (width - len(r)) for r in chunk], dtype=torch.long)
-        p = torch.softmax(model(batch.to(device)).float(), dim=-1).cpu()
-        probs.update(zip(chunk, p))
-    return torch.stack([probs[r] for r in ids]) if ids else torch.zeros(0, 0)
+    import torch
+
+    from robench.device import module_device
+
+    with torch.inference_mode():
+        tok = model.tokenizer
+        unique = sorted(set(ids), key=lambda r: (len(r), r))
+        device = module_device(model)
+        probs: dict[tuple[int, ...], torch.Tensor] = {}
+        for i in range(0, len(unique), batch_size):
+            chunk = unique[i : i + batch_size]
+            width = len(chunk[-1])
+            batch = torch.tensor([r + (tok.pad_id,) * (width - len(r)) for r in chunk], dtype=torch.long)
+            p = torch.softmax(model(batch.to(device)).float(), dim=-1).cpu()
+            probs.update(zip(chunk, p))
+        return torch.stack([probs[r] for r in ids]) if ids else torch.zeros(0, 0)

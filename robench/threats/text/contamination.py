@@ -9,19 +9,22 @@ never leaves it as it was).
 from __future__ import annotations
 
 import string
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from robench.threats.registry import Param, register_threat
 from robench.threats.text.base import TextOutcome, TextThreat, text_probs
 from robench.threats.text.words import WordText
+
+if TYPE_CHECKING:  # numpy and torch are imported where threats compute, so listing them stays fast
+    import numpy as np
 
 RATE = Param("rate", "float", 0.1, "probability that each word is changed", "fraction of words", low=0.0, high=1.0)
 _LETTERS = string.ascii_lowercase
 
 
 def example_rng(seed: int) -> np.random.Generator:
+    import numpy as np
+
     return np.random.default_rng(seed)
 
 
@@ -35,6 +38,8 @@ class Contamination(TextThreat):
         return text
 
     def corrupt(self, text: str, rng: np.random.Generator, vocab: list[str]) -> str:
+        import numpy as np
+
         wt = WordText(text)
         hits = np.flatnonzero(rng.random(len(wt.words)) < self.rate)
         if not len(hits):
@@ -42,6 +47,8 @@ class Contamination(TextThreat):
         return self.finish(wt.replace_many({int(i): self.edit(wt.words[i], rng, vocab) for i in hits}))
 
     def attack_texts(self, model, texts, labels, seeds):
+        import torch
+
         vocab = [w for w in getattr(model, "tokenizer").vocab if w.isalpha()] if hasattr(model, "tokenizer") else []
         adv = [self.corrupt(t, example_rng(s), vocab) for t, s in zip(texts, seeds)]
         preds = text_probs(model, adv).argmax(-1) if adv else torch.zeros(0, dtype=torch.long)

@@ -18,14 +18,15 @@ adversarial text. Query counting and ``query_budget`` follow textattack too.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from robench.threats.registry import Param, register_threat
 from robench.threats.text.base import TextOutcome, TextThreat, ids_probs
 from robench.threats.text.synonyms import nltk_stopwords, wordnet_synonyms
 from robench.threats.text.words import WordText
+
+if TYPE_CHECKING:  # numpy and torch are imported where the attack runs, so listing threats stays fast
+    import torch
 
 UNK = "[UNK]"
 
@@ -101,6 +102,9 @@ class PWWSFast(TextThreat):
     )
 
     def attack_texts(self, model, texts, labels, seeds):
+        import numpy as np
+        import torch
+
         budget = float("inf") if self.query_budget == 0 else float(self.query_budget)
         stop = nltk_stopwords()
         states = [_State(i, int(y), WordText(t), budget) for i, (t, y) in enumerate(zip(texts, labels))]

@@ -8,15 +8,15 @@ Recipes whose resources cannot be had offline fail with one line naming the reso
 from __future__ import annotations
 
 import random
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from robench.errors import RobenchError
 from robench.resources.nltk_setup import import_textattack, no_nltk_downloads
 from robench.threats.registry import Param, register_threat
 from robench.threats.text.base import TextOutcome, TextThreat, text_probs
+
+if TYPE_CHECKING:  # numpy and torch are imported where attacks run, so listing threats stays fast
+    import torch
 
 # recipe -> what it needs that robench cannot provide offline (ENVIRONMENT.md, measured)
 NEEDS_DOWNLOAD = {
@@ -52,6 +52,8 @@ def recipe_classes() -> dict[str, Any]:
 
 def make_wrapper(model: torch.nn.Module, batch_size: int) -> Any:
     """A textattack ``ModelWrapper`` around a robench text model (logits, batched)."""
+    import numpy as np
+
     import_textattack()
     from textattack.models.wrappers import ModelWrapper
 
@@ -75,6 +77,9 @@ class TextAttackRecipeThreat(TextThreat):
         return self.recipe
 
     def attack_texts(self, model, texts, labels, seeds):
+        import numpy as np
+        import torch
+
         name = self.recipe_name()
         if name in NEEDS_DOWNLOAD:
             raise RobenchError(
