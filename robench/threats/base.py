@@ -34,6 +34,9 @@ class Threat:
     # (apgd, square, autoattack) get it as an instance attribute with the same values.
     norm: str = "none"
     summary: ClassVar[str] = ""
+    # What the attack uses of the model: "gradient", "query" (scores only), "ensemble" (both) or
+    # "none" (contamination, corruptions). The sanity battery compares gradient and query attacks.
+    access: ClassVar[str] = "none"
     always_show: ClassVar[tuple[str, ...]] = ()  # parameters the display form shows even at their default
 
     def __init__(self, **values: Any) -> None:

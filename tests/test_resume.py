@@ -1,0 +1,138 @@
+"""Resume after kill -9, torn journal writes, config guards, and determinism across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, assert_one_line_error
+from robench.errors import RobenchError
+from robench.results.records import Record
+from robench.results.store import Journal, RecordStore
+
+
+def _recs(ids: range) -> list[Record]:
+    return [Record(id=i, label=i % 3, clean_pred=i % 3, attacked_pred=(i * 7) % 3, perturbation=i / 10, queries=2.0)
+            for i in ids]
+
+
+def test_journal_keeps_exactly_the_whole_batches_before_any_cut(tmp_path):
+    path = tmp_path / "j.jsonl.journal"
+    batches = [_recs(range(0, 4)), _recs(range(4, 9)), _recs(range(9, 12))]
+    j = Journal(path)
+    ends = []
+    for b in batches:
+        j.append(b)
+        ends.append(path.stat().st_size)
+    data = path.read_bytes()
+    for cut in range(len(data) + 1):  # a crash can stop a write at any byte
+        path.write_bytes(data[:cut])
+        complete = sum(1 for e in ends if e <= cut)
+        got = Journal(path)
+        assert got.done == {r.id: r for b in batches[:complete] for r in b}, cut
+        assert path.stat().st_size == (ends[complete - 1] if complete else 0)  # the torn tail is cut off
+        got.append(_recs(range(100, 102)))  # appending after recovery gives a well-formed journal
+        assert set(Journal(path).done) == {r.id for b in batches[:complete] for r in b} | {100, 101}
+
+
+def test_store_refuses_another_config_and_names_the_difference(tmp_path):
+    store = RecordStore(tmp_path / "out", {"seed": 0, "threats": ["fgsm"]})
+    store.records("m", "none", lambda journal: _recs(range(3)))
+    assert (tmp_path / "out" / "m__none.jsonl").is_file()
+    with pytest.raises(RobenchError, match=r"seed: 0 there vs 1 now.*rerun the same command to resume"):
+        RecordStore(tmp_path / "out", {"seed": 1, "threats": ["fgsm"]})
+    again = RecordStore(tmp_path / "out", {"seed": 0, "threats": ["fgsm"]})
+    assert again.records("m", "none", lambda journal: pytest.fail("finished records must be read back")) == _recs(range(3))
+
+
+CMD = ["evaluate", "digits-vit-sa", "--threat", "pgd:eps=0.05,alpha=0.01,steps=20", "--threat", "fgsm:eps=0.05",
+       "--threat", "corruption:name=gaussian_noise,severity=3", "-n", "360", "--batch-size", "4", "--seed", "3",
+       "--device", "cpu", "--quiet"]
+
+
+def _start(out: Path, export: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "robench", *CMD, "--out", str(out), "--json", str(export)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _progress(out: Path) -> int:
+    """Record lines written so far (finished files and journals)."""
+    if not out.is_dir():
+        return 0
+    return sum(p.read_bytes().count(b"\n") for p in out.iterdir() if p.name.endswith((".jsonl", ".journal")))
+
+
+def _without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.mark.slow
+def test_killed_20_times_then_resumed_equals_an_uninterrupted_run(tmp_path):
+    ref_out, ref_json = tmp_path / "ref", tmp_path / "ref.json"
+    proc = _start(ref_out, ref_json)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    reference = {p.name: p.read_bytes() for p in ref_out.iterdir()}
+    out, export = tmp_path / "run", tmp_path / "run.json"
+    rng = random.Random(20)
+    mid_run = 0
+    for k in range(20):
+        before = _progress(out)
+        proc = _start(out, export)
+        if k % 4 == 3:  # at a random time, mostly during start-up and the clean pass
+            time.sleep(rng.uniform(0.1, 2.5))
+        else:  # after a random number of new records, sometimes a little later: inside the attack loops
+            target = before + rng.randint(1, 60)
+            while proc.poll() is None and _progress(out) < target:
+                time.sleep(0.002)
+            time.sleep(rng.choice([0, 0, rng.uniform(0, 0.05)]))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, "the run finished before the kill; give it more work"
+        mid_run += any(p.suffix == ".journal" for p in out.glob("*"))
+        assert not export.exists()  # never a half-written export
+    assert mid_run >= 10, "too few kills landed inside an attack"
+    proc = _start(out, export)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == reference  # records and run.json, byte for byte
+    assert _without_timing(json.loads(export.read_text())) == _without_timing(json.loads(ref_json.read_text()))
+
+
+def test_resume_with_another_command_exits_2_and_keeps_the_records(tmp_path, cli):
+    out = tmp_path / "out"
+    proc = cli("evaluate", "digits-vit-sa", "--threat", "fgsm:eps=0.05", "-n", "40", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = cli("evaluate", "digits-vit-sa", "--threat", "fgsm:eps=0.05", "-n", "40", "--seed", "1", "--out", str(out))
+    assert_one_line_error(proc, "holds records of a different run (seed: 0 there vs 1 now)")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    proc = cli("evaluate", "digits-vit-sa", "--threat", "fgsm:eps=0.05", "-n", "40", "--out", str(out))
+    assert proc.returncode == 0 and "resumed: 80 records" in proc.stderr
+
+
+DETERMINISM = ["evaluate", "digits-vit-bsa", "--threat", "pgd:eps=0.1,alpha=0.02,steps=5", "--threat", "square:eps=0.1,queries=20",
+               "--threat", "corruption:name=shot_noise,severity=2", "-n", "120", "--device", "cpu", "--quiet"]
+
+
+def test_same_seed_same_records_across_processes_other_seed_differs(tmp_path, cli, wordnet_available):
+    outs = {}
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        out = tmp_path / name
+        out.mkdir()
+        for cmd in (DETERMINISM, ["evaluate", "wordnet-text-grc", "--threat",
+                                  "typo:rate=0.2", "--threat", "word-swap:rate=0.2", "-n", "80", "--quiet"]):
+            proc = cli(*cmd, "--seed", seed, "--out", str(out / cmd[1]), "--json", str(out / f"{cmd[1]}.json"))
+            assert proc.returncode == 0, proc.stderr
+        outs[name] = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.jsonl"))}
+        outs[name + ".json"] = [_without_timing(json.loads(p.read_text())) for p in sorted(out.glob("*.json"))]
+    assert len(outs["a"]) == 7
+    assert outs["a"] == outs["b"] and outs["a.json"] == outs["b.json"]
+    differs = [k for k in outs["a"] if k.split("__")[-1] != "none.jsonl" and outs["a"][k] != outs["c"].get(k)]
+    assert len(differs) == 5  # every randomised threat changes with the seed (-n samples other examples too)
