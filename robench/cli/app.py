@@ -42,10 +42,21 @@ def main() -> None:
     import robench.cli  # noqa: F401  (registers the commands)
 
     try:
-        app()
+        from typer._click import exceptions as click_exc  # typer >= 0.29 vendors click: its exceptions are these
+    except ImportError:
+        from click import exceptions as click_exc
+
+    try:
+        code = app(standalone_mode=False)  # exceptions come here: one line each, no usage block
     except RobenchError as e:
         raise SystemExit(fail(str(e), e.exit_code).exit_code) from None
-    except KeyboardInterrupt:
+    except click_exc.NoArgsIsHelpError as e:
+        sys.stdout.write((e.ctx.get_help() if e.ctx else "") + "\n")
+        raise SystemExit(2) from None
+    except click_exc.UsageError as e:  # unknown command/option, a value of the wrong type
+        where = e.ctx.command_path if e.ctx else "robench"
+        raise SystemExit(fail(f"{e.format_message()} (see '{where} --help')").exit_code) from None
+    except (KeyboardInterrupt, click_exc.Abort):
         sys.stderr.write("robench: interrupted; exports were not written (a run with --out DIR resumes when rerun with the same command)\n")
         raise SystemExit(130) from None
     except Exception as e:  # a bug: keep the one-line contract, offer the traceback on demand
@@ -56,3 +67,4 @@ def main() -> None:
             f"robench: internal error: {type(e).__name__}: {first} (re-run with ROBENCH_DEBUG=1 for the traceback)\n"
         )
         raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
