@@ -57,8 +57,7 @@ def main() -> None:
         where = e.ctx.command_path if e.ctx else "robench"
         raise SystemExit(fail(f"{e.format_message()} (see '{where} --help')").exit_code) from None
     except (KeyboardInterrupt, click_exc.Abort):
-        sys.stderr.write("robench: interrupted; exports were not written (a run with --out DIR resumes when rerun with the same command)\n")
-        raise SystemExit(130) from None
+        code = 130
     except Exception as e:  # a bug: keep the one-line contract, offer the traceback on demand
         if os.environ.get("ROBENCH_DEBUG"):
             raise
@@ -67,4 +66,6 @@ def main() -> None:
             f"robench: internal error: {type(e).__name__}: {first} (re-run with ROBENCH_DEBUG=1 for the traceback)\n"
         )
         raise SystemExit(1) from None
+    if code == 130:  # Ctrl-C: typer turns KeyboardInterrupt into exit code 130
+        sys.stderr.write("robench: interrupted; exports were not written (a run with --out DIR resumes when rerun with the same command)\n")
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -45,8 +45,9 @@ def _fsync_dir(path: Path) -> None:
 class Journal:
     """Append-only record log of one (model, threat): whole batches, each fsynced."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, before_first_write: Callable[[], None] | None = None) -> None:
         self.path = path
+        self.before_first_write = before_first_write  # creates --out only once there is something to keep
         self.done: dict[int, Record] = self._recover()
 
     def _recover(self) -> dict[int, Record]:
@@ -83,6 +84,8 @@ class Journal:
         """Add one batch durably: it is either entirely in the journal after a crash, or not at all."""
         payload = "".join(json.dumps(asdict(r)) + "\n" for r in records) + json.dumps({BATCH_KEY: len(records)}) + "\n"
         new = not self.path.exists()
+        if new and self.before_first_write is not None:
+            self.before_first_write()
         try:
             with open(self.path, "ab") as f:
                 f.write(payload.encode("utf-8"))
@@ -155,10 +158,10 @@ class RecordStore:
             recs = read_records(path)
             self.resumed += len(recs)
             return recs
-        self._open()
-        journal = Journal(path.with_name(path.name + ".journal"))
+        journal = Journal(path.with_name(path.name + ".journal"), self._open)
         self.resumed += len(journal.done)
         recs = compute(journal)
+        self._open()
         write_records(path, recs)
         journal.path.unlink(missing_ok=True)
         return recs

@@ -1,0 +1,267 @@
+"""The bad-input catalogue: every entry -> one line on stderr, the documented exit code, no output file.
+
+The same list renders the README's table (``catalogue_markdown``); a test keeps the two identical.
+Entries run in-process through the real entry point (``robench.cli.app.main``) to keep the suite
+fast; disk-full and Ctrl-C run as real processes (a resource limit, a signal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, assert_one_line_error
+
+ZOO = REPO / "models"
+
+
+@dataclass(frozen=True)
+class Bad:
+    what: str  # the bad input, as the README names it
+    args: tuple[str, ...]  # robench arguments; {bad} = the folder of prepared bad files, {out} = an empty output folder
+    fragment: str  # what the one stderr line must contain
+    code: int = 2
+
+    def argv(self, bad: Path, out: Path) -> list[str]:
+        return [a.format(bad=bad, out=out) for a in self.args]
+
+
+EV = ("evaluate", "digits-vit-sa", "-n", "20")
+TXT = ("evaluate", "wordnet-text-sa", "-n", "20")
+CATALOGUE: list[Bad] = [
+    # threat specs
+    Bad("unknown threat", (*EV, "--threat", "fgsmm"), "unknown threat 'fgsmm'"),
+    Bad("unknown threat parameter", (*EV, "--threat", "fgsm:epz=0.1"), "has no parameter 'epz'"),
+    Bad("negative eps", (*EV, "--threat", "fgsm:eps=-0.1"), "below the minimum 0"),
+    Bad("eps above the pixel range", (*EV, "--threat", "pgd:eps=2"), "above the maximum 1"),
+    Bad("eps not a number", (*EV, "--threat", "fgsm:eps=abc"), "'abc' is not a number"),
+    Bad("eps fraction dividing by zero", (*EV, "--threat", "fgsm:eps=8/0"), "divides by zero"),
+    Bad("parameter without a value", (*EV, "--threat", "pgd:eps"), "'eps' is not key=value"),
+    Bad("parameter given twice", (*EV, "--threat", "pgd:eps=0.1,eps=0.2"), "'eps' given twice"),
+    Bad("zero PGD steps", (*EV, "--threat", "pgd:steps=0"), "below the minimum 1"),
+    Bad("fractional step count", (*EV, "--threat", "pgd:steps=2.5"), "must be a whole number"),
+    Bad("restarts without a random start", (*EV, "--threat", "pgd:restarts=2,random_start=0"), "restarts > 1 needs random_start=1"),
+    Bad("corruption severity out of range", (*EV, "--threat", "corruption:name=fog,severity=6"), "above the maximum 5"),
+    Bad("unknown corruption", (*EV, "--threat", "corruption:name=rain"), "'rain' is not one of"),
+    Bad("contamination rate above 1", (*TXT, "--threat", "word-swap:rate=1.5"), "above the maximum 1"),
+    Bad("text threat on an image model", (*EV, "--threat", "pwws"), "'pwws' is a text threat but no evaluated model is a text model"),
+    Bad("unknown suite", (*EV, "--suite", "nope"), "unknown suite 'nope'"),
+    # models and checkpoints
+    Bad("unknown model name", ("evaluate", "no-such-model"), "unknown model 'no-such-model'"),
+    Bad("missing checkpoint file", ("evaluate", "{bad}/missing.safetensors"), "not found"),
+    Bad("corrupt checkpoint (random bytes)", ("evaluate", "{bad}/corrupt.safetensors"), "is corrupt or truncated"),
+    Bad("truncated checkpoint", ("evaluate", "{bad}/truncated.safetensors"), "is corrupt or truncated"),
+    Bad("safetensors header lying about sizes", ("evaluate", "{bad}/lying.safetensors"), "is corrupt or truncated"),
+    Bad("card and weights of different shapes", ("evaluate", "{bad}/mismatch.safetensors"), "card does not match weights"),
+    Bad("card describing other weights", ("evaluate", "{bad}/othercard.safetensors"), "describes other weights"),
+    Bad("checkpoint without its card", ("evaluate", "{bad}/nocard.safetensors"), "needs its NAME.json card"),
+    Bad("card that is not JSON", ("evaluate", "{bad}/badjson.safetensors"), "is not valid JSON"),
+    Bad("pickle that would run code", ("evaluate", "{bad}/evil.pt"), "refusing to load"),
+    Bad("weights giving inf logits", ("evaluate", "{bad}/inf.safetensors", "-n", "20"), "produced NaN or inf logits"),
+    # data
+    Bad("unknown dataset", (*EV, "--dataset", "nope"), "unknown dataset 'nope'"),
+    Bad("missing dataset file", (*EV, "--dataset", "{bad}/missing.csv"), "not found"),
+    Bad("empty dataset", (*TXT, "--dataset", "{bad}/empty.csv"), "is empty"),
+    Bad("label count mismatch", (*TXT, "--dataset", "{bad}/three_labels.csv"), "has 4 labels but dataset"),
+    Bad("label out of range", (*EV, "--dataset", "{bad}/label_range.safetensors"), "label 10 is out of range"),
+    Bad("pixels outside [0, 1]", (*EV, "--dataset", "{bad}/pixels255.safetensors"), "pixels must be in [0, 1]"),
+    Bad("NaN pixels", (*EV, "--dataset", "{bad}/nan_pixels.safetensors"), "has NaN or inf pixels"),
+    Bad("images of the wrong shape", (*EV, "--dataset", "{bad}/big_images.safetensors"), "has images of shape (1, 16, 16)"),
+    Bad("unknown split", (*EV, "--split", "dev"), "has splits train, test"),
+    # options
+    Bad("zero examples", (*EV[:2], "-n", "0"), "-n/--num-examples must be >= 1"),
+    Bad("zero batch size", (*EV, "--batch-size", "0"), "--batch-size must be >= 1"),
+    Bad("batch size not a number", (*EV, "--batch-size", "abc"), "Invalid value for '--batch-size'"),
+    Bad("unknown option", (*EV, "--epz", "0.1"), "No such option: --epz"),
+    Bad("unknown device", (*EV, "--device", "tpu"), "unknown device 'tpu'"),
+    Bad("CUDA requested where there is none", (*EV, "--device", "cuda"), "CUDA is not available here"),
+    Bad("zero query budget", (*TXT, "--query-budget", "0"), "--query-budget must be >= 1"),
+    # outputs
+    Bad("export into a missing folder", (*EV, "--csv", "{out}/no/such/dir/rows.csv"), "does not exist; create it first"),
+    Bad("export path is a folder", (*EV, "--csv", "{out}"), "is a directory; give a file path"),
+    Bad("--out below a file", (*EV, "--out", "{bad}/empty.csv/records"), "is a file, not a directory"),
+    Bad("unwritable export folder", (*EV, "--csv", "/proc/robench-rows.csv"), "cannot write in /proc"),
+    Bad("--out holding another run", (*EV, "--seed", "1", "--out", "{bad}/other_run"), "holds records of a different run (seed: 0 there vs 1 now"),
+]
+
+# run as real processes (see the tests below); listed here so the README table has them
+PROCESS_ENTRIES = [
+    Bad("disk full while writing", ("evaluate", "digits-vit-sa", "--out", "DIR"), "free disk space"),
+    Bad("Ctrl-C (SIGINT) during a run", ("evaluate", "...", "--csv", "rows.csv"), "interrupted", 130),
+]
+API_ENTRIES = [
+    Bad("model in training mode (Python API)", ("robench.evaluate(EvaluateArgs(models=[model]))",), "is in training mode"),
+]
+
+
+def _safetensors_dataset(path: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
+    from safetensors.torch import save_file
+
+    names = [str(i) for i in range(10)]
+    save_file({"images": images.contiguous(), "labels": labels, "ids": torch.arange(len(labels))}, str(path),
+              metadata={"format": "robench-adversarial", "labels": json.dumps(names), "split": "test"})
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> Path:
+    """A folder of prepared bad files (made once for the whole catalogue)."""
+    from robench.checkpoint.io import save_checkpoint
+    from robench.loading import load_model
+
+    d = tmp_path_factory.mktemp("bad")
+    weights, card = ZOO / "digits-vit-sa.safetensors", ZOO / "digits-vit-sa.json"
+    for name in ("corrupt", "truncated", "lying", "mismatch", "othercard", "badjson", "nocard"):
+        shutil.copy(weights, d / f"{name}.safetensors")
+        if name != "nocard":
+            shutil.copy(card, d / f"{name}.json")
+    (d / "corrupt.safetensors").write_bytes(os.urandom(4096))
+    data = weights.read_bytes()
+    (d / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1000, 1000], "data_offsets": [0, 4_000_000]}}).encode()
+    (d / "lying.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(64))
+    c = json.loads(card.read_text())
+    c["architecture"]["embed_dim"] *= 2
+    (d / "mismatch.json").write_text(json.dumps(c))
+    c = json.loads(card.read_text())
+    c["weights_sha256"] = "0" * 64
+    (d / "othercard.json").write_text(json.dumps(c))
+    (d / "badjson.json").write_text("{not json")
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {d}/pwned",))
+
+    (d / "evil.pt").write_bytes(pickle.dumps({"w": Evil()}))
+    shutil.copy(card, d / "evil.json")
+    model = load_model("digits-vit-sa")
+    net = model.module.net
+    with torch.no_grad():
+        net.head.weight.mul_(1e38)  # finite weights, infinite logits
+    from robench.checkpoint.card import Card
+
+    save_checkpoint(net, Card.read(card), d / "inf.safetensors")
+    (d / "empty.csv").write_text("sentence,label\n")
+    (d / "three_labels.csv").write_text("sentence,label\n" + "".join(f"a gloss number {i},{i % 3}\n" for i in range(30)))
+    x = torch.rand(30, 1, 8, 8)
+    y = torch.arange(30) % 10
+    _safetensors_dataset(d / "label_range.safetensors", x, torch.where(y == 3, 10, y))
+    _safetensors_dataset(d / "pixels255.safetensors", x * 255, y)
+    _safetensors_dataset(d / "nan_pixels.safetensors", torch.where(x > 0.99, float("nan"), x), y)
+    _safetensors_dataset(d / "big_images.safetensors", torch.rand(30, 1, 16, 16), y)
+    from conftest import run_cli
+
+    proc = run_cli("evaluate", "digits-vit-sa", "-n", "20", "--suite", "clean", "--out", str(d / "other_run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return d
+
+
+def run_inprocess(argv: list[str], capsys) -> tuple[int, str, str]:
+    from robench.cli.app import main
+
+    old = sys.argv
+    sys.argv = ["robench", *argv]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _files(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+@pytest.mark.parametrize("entry", CATALOGUE, ids=[b.what for b in CATALOGUE])
+def test_bad_input(entry: Bad, bad: Path, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    before = _files(bad)
+    argv = entry.argv(bad, out)
+    if not any(a in ("--csv", "--out") for a in entry.args):  # every run asks for outputs: none may appear
+        argv += ["--csv", str(out / "rows.csv"), "--json", str(out / "rows.json"), "--out", str(out / "records")]
+    code, stdout, stderr = run_inprocess(argv, capsys)
+    proc = subprocess.CompletedProcess(argv, code, stdout, stderr)
+    assert_one_line_error(proc, entry.fragment, entry.code)
+    assert _files(out) == []
+    assert _files(bad) == before  # nothing written beside the inputs either (e.g. --out holding another run)
+    assert not (bad / "pwned").exists()
+
+
+def test_catalogue_has_30_distinct_entries():
+    entries = CATALOGUE + PROCESS_ENTRIES + API_ENTRIES
+    assert len({b.what for b in entries}) == len(entries) >= 30
+
+
+def test_disk_full_while_writing_records(tmp_path):
+    """RLIMIT_FSIZE makes writes past 16 KB fail as a full disk would (CPython ignores SIGXFSZ)."""
+    out = tmp_path / "records"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
+
+    proc = subprocess.run([sys.executable, "-m", "robench", "evaluate", "digits-vit-sa", "--suite", "clean", "--out", str(out),
+                           "--json", str(tmp_path / "rows.json")], cwd=REPO, capture_output=True, text=True, preexec_fn=limit,
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, timeout=300)
+    assert_one_line_error(proc, PROCESS_ENTRIES[0].fragment)
+    assert "File too large" in proc.stderr
+    assert [p.name for p in out.iterdir()] == ["run.json"]  # the records file was never half-written
+    assert not (tmp_path / "rows.json").exists()
+
+
+def test_ctrl_c_exits_130_with_one_line_and_no_export(tmp_path):
+    out, csv = tmp_path / "records", tmp_path / "rows.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "robench", "evaluate", "digits-vit-sa", "--threat", "pgd:eps=0.1,steps=50",
+                             "--batch-size", "8", "--out", str(out), "--csv", str(csv), "--quiet"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.glob("*.journal")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert_one_line_error(subprocess.CompletedProcess([], proc.returncode, stdout, stderr), PROCESS_ENTRIES[1].fragment, 130)
+    assert not csv.exists()
+    assert list(out.glob("*.journal"))  # what was done is kept for the resume
+
+
+def test_model_in_training_mode_is_refused():
+    from robench.errors import RobenchError
+    from robench.evaluate import EvaluateArgs, evaluate
+    from robench.loading import load_model
+
+    model = load_model("digits-vit-sa")
+    model.module.train()
+    with pytest.raises(RobenchError, match=API_ENTRIES[0].fragment):
+        evaluate(EvaluateArgs(models=[model], num_examples=20, suite="clean"))
+
+
+def catalogue_markdown() -> str:
+    """The README table (regenerate with ``python -c 'from tests.test_bad_inputs import catalogue_markdown as m; print(m())'``)."""
+    lines = ["| # | bad input | example | exit | the stderr line contains |", "|---|---|---|---|---|"]
+    for k, b in enumerate(CATALOGUE + PROCESS_ENTRIES + API_ENTRIES, 1):
+        example = " ".join(b.args).replace("{bad}/", "").replace("{out}", "OUT")
+        example = example if example.startswith("robench.") else "robench " + example
+        lines.append(f"| {k} | {b.what} | `{example}` | {b.code} | {b.fragment.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def test_readme_table_is_the_catalogue():
+    readme = (REPO / "README.md").read_text()
+    start, end = "<!-- bad-inputs:start -->\n", "<!-- bad-inputs:end -->"
+    assert start in readme and end in readme
+    assert readme.split(start)[1].split(end)[0] == catalogue_markdown()
