@@ -103,6 +103,7 @@ def test_evaluate_zoo_reproduces_cards_and_exports_agree(cli, tmp_path, wordnet_
         assert f"| {r['model']} | {r['checkpoint_sha256']} |" in md
         assert f"| {r['clean_acc']} | {r['attacked_acc']} | {r['attacked_ci_low']} | {r['attacked_ci_high']} |" in md
         assert float(r["attacked_acc"]) <= float(r["clean_acc"])
+        assert r["flags"] == r["flag_notes"] == ""  # the sanity battery finds nothing wrong with the zoo
         # the records are the source of the summary
         fname = f"{r['model']}__{r['threat'].replace(':', '_').replace('/', '_')}.jsonl"
         recs = [json.loads(l) for l in (tmp_path / "records" / fname).read_text().splitlines()]
