@@ -9,7 +9,7 @@ import typer
 
 from robench.cli.app import app, err_console, out_console
 from robench.cli.options import run_options
-from robench.cli.evaluate_cmd import check_export_paths, write_exports
+from robench.cli.evaluate_cmd import check_export_paths, warn, write_exports
 
 
 def highlight_changes(original: str, perturbed: str):
@@ -48,6 +48,8 @@ def attack(
     check_export_paths(exports)
     rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     r = rep.row
+    for note in r.flag_notes.split("; ") if r.flags else []:
+        warn(f"{r.model}: {note}")
     show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None)
     if show:
         t = Table(title=f"{r.model} under {r.threat}", show_header=False)
@@ -61,6 +63,7 @@ def attack(
         t.add_row("max Linf / max L2 (attacked)", f"{rep.max_linf:.4g} / {rep.max_l2:.4g}")
         t.add_row("mean queries (attacked)", f"{r.mean_queries:.4g}")
         t.add_row("time", f"{r.seconds:.2f}s ({rep.examples_per_second:.1f} attacked examples/s)")
+        t.add_row("sanity flags", "\n".join(f"⚠ {note}" for note in r.flag_notes.split("; ")) if r.flags else "none")
         out_console.print(t)
         if rep.examples and rep.originals:
             for e in rep.examples[:3]:
