@@ -5,22 +5,59 @@ a content (range) kernel and a position (spatial) kernel::
 
     A_ij = softmax_j( -||q_i - k_j||^2 / h_y  -  ||p_i - p_j||^2 / h_p )
 
-Expanding the square, ``-||q_i||^2 / h_y`` is constant along the softmax row and cancels, so::
+``h_y`` and ``h_p`` are learnable per head, kept positive by an exp parameterisation. Prefix tokens
+(CLS) have no position: their row and column of the spatial term are 0.
 
-    A_ij = softmax_j( (2 / h_y) q_i . k_j  -  ||k_j||^2 / h_y  -  D_ij / h_p )
+**One SDPA call, no bias.** Every term of the logit is a dot product once the row constants
+(``-||q_i||^2 / h_y`` and ``-||p_i||^2 / h_p``, which cancel in the softmax) are dropped::
 
-which is one ``scaled_dot_product_attention`` call with a scaled query and an additive bias. No
-``N x N x d`` tensor is ever formed. ``h_y`` and ``h_p`` are learnable per head and kept positive by
-an exp parameterisation.
+    -||q_i - k_j||^2 / h_y  =  (2 / h_y) q_i.k_j  -  ||k_j||^2 / h_y              + row const
+    -||p_i - p_j||^2 / h_p  =  (2 / h_p) p_i.p_j  -  ||p_j||^2 / h_p              + row const
+
+so BSA is ``scaled_dot_product_attention(q_aug, k_aug, v_aug, scale=1)`` with ``E`` extra dimensions
+appended to every head (``m_i`` is 1 for a position token, 0 for a prefix token, whose ``p`` is 0)::
+
+    q_aug_i = [ (2/h_y) q_i,  (2/h_p) p_i,  1,                         m_i,            ||p_i||^2/h_p ]
+    k_aug_j = [ k_j,          p_j,          -||k_j||^2/h_y,            -||p_j||^2/h_p,  1 - m_j       ]
+    v_aug_j = [ v_j,          0, ...                                                                ]
+
+``q_aug_i . k_aug_j`` is the BSA logit plus ``||p_i||^2/h_p`` for a position query (the same for all
+its keys, a prefix key included: it gets ``0 + ||p_i||^2/h_p`` from the last slot) and exactly the
+content logit for a prefix query. Without prefix tokens the last two slots merge into the
+``-||k_j||^2/h_y - ||p_j||^2/h_p`` slot (``E = P + 1`` instead of ``P + 3``, P = position dims).
+Zero dims pad the width to a multiple of 4 (CPU) or 8 (CUDA, what the fused kernels want); ``v`` is
+zero-padded to the same width because the flash kernels need equal q/k/v head dims, and the zero
+output columns meet zero columns of the output projection. This beats DESIGN's "scaled query plus
+an additive bias": no ``(B, H, N, N)`` bias is built, so the flash / memory-efficient kernels run and
+memory stays O(N d); padding and causal masks go to SDPA as a boolean mask or ``is_causal``. The
+per-model position features (:class:`TokenPositions`) are built once per sequence length and shared
+by every layer and head; each layer only scales them by its per-head ``1/h_p``.
+
+The augmentation is computed in fp32 (fp64 for fp64 inputs). It cancels large numbers when
+``R = max_i ||p_i||^2 / h_p`` is large (positions are centred to keep it small; ``R < 1.5`` at init
+for both model families), so a layer falls back to the exact bias path when ``R * eps`` would exceed
+``SPATIAL_TOL`` (see there). No ``N x N x d`` tensor is formed on either path.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+# Fallback threshold of the expansion. The spatial part of an expanded logit adds terms of size up
+# to 2R, R and R (R = max ||p_i||^2 / h_p over centred positions) to reach a value of size <= R;
+# rounding them costs about 4 R eps absolute on the logit, which is a relative error of that size
+# on the attention weights. DESIGN asks the fast path to agree with the direct formula to 1e-5, so
+# we require 4 R eps <= 1e-5, i.e. R eps <= 2.5e-6: R <= 21 in fp32 (eps = 2^-23), 14x the init
+# value, so h_p may shrink 14x during training before a layer falls back to the exact bias path.
+# (Measured in fp32: the output error against an fp64 reference grows as ~6e-8 R, 1.3e-6 at the
+# limit; the bound is conservative.) In fp64 the limit is astronomically far; in fp16/bf16 the
+# augmented q/k are rounded to that dtype like q.k itself is, and the fp32 limit still applies.
+SPATIAL_TOL = 2.5e-6
 
 
 def pairwise_sq_dist(coords: Tensor, num_prefix: int = 0) -> Tensor:
@@ -36,6 +73,75 @@ def pairwise_sq_dist(coords: Tensor, num_prefix: int = 0) -> Tensor:
     return d
 
 
+class BSAPositions(NamedTuple):
+    """Position features of the first ``n`` tokens, what a BSA layer needs (shared by all layers).
+
+    ``feats`` is ``(n, P + 2)`` in fp32 (fp64 for fp64 models): the centred position ``p`` (P
+    columns), ``||p||^2`` and ``m`` (1 for a position token; a prefix token's row is all zeros).
+    ``max_sq`` is ``max ||p||^2``, known on the host so the numerical guard needs no device sync.
+    """
+
+    feats: Tensor
+    max_sq: float
+    num_prefix: int
+
+    def sq_dist(self) -> Tensor:
+        """The dense ``(n, n)`` squared distances (0 in prefix rows/columns): the exact path's input."""
+        p, m = self.feats[:, :-2], self.feats[:, -1]
+        return (p[:, None, :] - p[None, :, :]).pow(2).sum(-1) * (m[:, None] * m[None, :])
+
+
+class TokenPositions(nn.Module):
+    """Token positions for BSA's spatial kernel, one per model, shared by every layer and head.
+
+    ``coords`` is ``(M, P)`` integer positions of the M position tokens (patch (row, col), word
+    index); ``num_prefix`` prefix tokens (CLS) come first and have no spatial term. Positions are
+    centred (on their mean rounded to a half-integer) to limit cancellation in the expansion and
+    kept as integers ``2 (p - centre)`` in a non-persistent buffer: checkpoints are unaffected and
+    ``.half()``/``.double()`` leave them exact. Calling the module gives the float features
+    (:class:`BSAPositions`), built once per length, dtype and device and then reused.
+    """
+
+    def __init__(self, coords: Tensor, num_prefix: int = 0) -> None:
+        super().__init__()
+        if coords.is_floating_point() and not torch.equal(coords, coords.round()):
+            raise ValueError("TokenPositions takes integer coordinates")
+        coords = coords.to(torch.int64).reshape(coords.shape[0], -1)
+        centre2 = torch.round(2 * coords.to(torch.float64).mean(0)).to(torch.int64) if len(coords) else 0
+        twice = 2 * coords - centre2
+        self.num_prefix = num_prefix
+        self.register_buffer("twice_centred", twice, persistent=False)
+        sq = twice.to(torch.float64).pow(2).sum(-1) / 4
+        # max ||p||^2 over the first n tokens for every n (text models use a prefix of the table)
+        self._max_sq = [0.0] * num_prefix + (torch.cummax(sq, 0).values.tolist() if len(sq) else [])
+        self._cache: dict[tuple, BSAPositions] = {}
+
+    def extra_repr(self) -> str:
+        m, dims = self.twice_centred.shape
+        return f"tokens={self.num_prefix + m}, dims={dims}, num_prefix={self.num_prefix}"
+
+    def forward(self, n: int | None = None, dtype: torch.dtype = torch.float32) -> BSAPositions:
+        """Features of the first ``n`` tokens (prefix included; default all), in fp32 or fp64."""
+        n = len(self._max_sq) if n is None else n
+        dtype = torch.promote_types(dtype, torch.float32)
+        key = (n, dtype, self.twice_centred.device)
+        if key not in self._cache:  # constant per (n, dtype, device): built once, reused by every forward
+            with torch.inference_mode(False):  # normal tensors even if first built under inference_mode
+                self._cache[key] = self._features(n, dtype)
+        return self._cache[key]
+
+    def _features(self, n: int, dtype: torch.dtype) -> BSAPositions:
+        p = self.twice_centred[: max(n - self.num_prefix, 0)].to(dtype) * 0.5
+        feats = torch.cat([p, p.pow(2).sum(-1, keepdim=True), torch.ones_like(p[:, :1])], dim=1)
+        feats = F.pad(feats, (0, 0, min(self.num_prefix, n), 0))
+        return BSAPositions(feats, self._max_sq[n - 1] if n else 0.0, self.num_prefix)
+
+    def sq_dist(self, n: int | None = None) -> Tensor:
+        """Dense squared distances ``(n, n)``, computed directly (the exact path's input)."""
+        d = pairwise_sq_dist(self.twice_centred.to(torch.float32) * 0.5, num_prefix=self.num_prefix)
+        return d if n is None else d[:n, :n]
+
+
 def build_attn_mask(
     key_padding_mask: Tensor | None, causal: bool, n: int, device: torch.device
 ) -> Tensor | None:
@@ -47,6 +153,68 @@ def build_attn_mask(
         tri = torch.ones(n, n, dtype=torch.bool, device=device).tril()
         mask = tri if mask is None else (mask & tri)
     return mask
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, causal: bool, **kw) -> Tensor:
+    """SDPA with a boolean padding mask and/or causal mask (``is_causal`` alone when no padding)."""
+    if key_padding_mask is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **kw)
+    mask = build_attn_mask(key_padding_mask, causal, q.shape[-2], q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **kw)
+
+
+class _AugmentQKV(torch.autograd.Function):
+    """``qkv`` ``(B, N, 3, H, d)`` -> ``q_aug, k_aug, v_aug`` ``(B, N, H, width)`` (module docstring).
+
+    ``q_extra``/``k_extra`` ``(N, H, E)`` hold the position slots (the key-norm slot of ``k_extra``
+    holds its position part); the key norm ``-||k_j||^2 / h_y`` is added into slot ``knorm_slot``
+    here. A Function rather than ``torch.cat`` so that ``qkv`` is not kept for the key norm's
+    backward (``k`` is read back from ``k_aug``, which SDPA keeps anyway): the layer saves no more
+    than SA's activations plus the extra columns.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: Tensor, q_extra: Tensor, k_extra: Tensor, inv_hy: Tensor, knorm_slot: int, width: int):
+        b, n, _, h, d = qkv.shape
+        e = q_extra.shape[-1]
+        out = []
+        for i, extra in enumerate((q_extra, k_extra, None)):
+            t = qkv.new_empty(b, n, h, width)
+            t[..., :d] = qkv[:, :, i]
+            t[..., d:] = 0 if extra is None else F.pad(extra, (0, width - d - e))
+            out.append(t)
+        acc = torch.promote_types(qkv.dtype, torch.float32)
+        k = qkv[:, :, 1].to(acc)
+        ksq = (k * k).sum(-1)
+        slot = out[1][..., d + knorm_slot]
+        slot.copy_(slot.to(acc) - ksq * inv_hy.to(acc))
+        ctx.d, ctx.e, ctx.knorm_slot, ctx.extra_dtype = d, e, knorm_slot, q_extra.dtype
+        ctx.save_for_backward(out[1], ksq, inv_hy)
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, gq: Tensor | None, gk: Tensor | None, gv: Tensor | None):
+        k_aug, ksq, inv_hy = ctx.saved_tensors
+        d, e, slot = ctx.d, ctx.e, ctx.knorm_slot
+        b, n, h, _ = k_aug.shape
+        g_qkv = g_q_extra = g_k_extra = g_inv_hy = None
+        if ctx.needs_input_grad[0]:
+            g_qkv = k_aug.new_zeros(b, n, 3, h, d) if gq is None or gk is None or gv is None \
+                else k_aug.new_empty(b, n, 3, h, d)
+            if gq is not None:
+                g_qkv[:, :, 0] = gq[..., :d]
+            if gv is not None:
+                g_qkv[:, :, 2] = gv[..., :d]
+            if gk is not None:  # d(-||k||^2 / h_y)/dk = -2 k / h_y
+                coef = (gk[..., d + slot] * (-2.0 * inv_hy).to(gk.dtype))[..., None]
+                torch.addcmul(gk[..., :d], k_aug[..., :d], coef, out=g_qkv[:, :, 1])
+        if gq is not None and ctx.needs_input_grad[1]:
+            g_q_extra = gq[..., d : d + e].sum(0).to(ctx.extra_dtype)
+        if gk is not None and ctx.needs_input_grad[2]:
+            g_k_extra = gk[..., d : d + e].sum(0).to(ctx.extra_dtype)
+        if gk is not None and ctx.needs_input_grad[3]:
+            g_inv_hy = -(gk[..., d + slot].to(ksq.dtype) * ksq).sum((0, 1)).to(inv_hy.dtype)
+        return g_qkv, g_q_extra, g_k_extra, g_inv_hy, None, None
 
 
 class Attention(nn.Module):
@@ -81,32 +249,84 @@ class Attention(nn.Module):
         """Current ``(h_y, h_p)`` per head (BSA only)."""
         return self.log_hy.exp(), self.log_hp.exp()
 
+    def uses_expansion(self, pos: BSAPositions) -> bool:
+        """Whether BSA runs as one bias-free SDPA call for ``pos`` (else the exact bias path).
+
+        Reads ``h_p`` on the host: one device sync per call on an accelerator.
+        """
+        r = pos.max_sq * math.exp(-float(self.log_hp.detach().min()))
+        return r * torch.finfo(pos.feats.dtype).eps <= SPATIAL_TOL
+
     def forward(
         self,
         x: Tensor,
         key_padding_mask: Tensor | None = None,
         causal: bool = False,
         sq_dist: Tensor | None = None,
+        pos: BSAPositions | None = None,
     ) -> Tensor:
         """Attend over ``x`` of shape ``(B, N, dim)``.
 
-        ``key_padding_mask`` is ``(B, N)`` with True for real tokens. ``sq_dist`` is the ``(N, N)``
-        matrix of squared position distances (required for BSA, shared by all layers and heads).
+        ``key_padding_mask`` is ``(B, N)`` with True for real tokens. BSA needs the token positions:
+        ``pos`` (the model's :class:`TokenPositions` output, shared by all layers; the fast path), or
+        ``sq_dist``, the dense ``(N, N)`` squared distances (the exact bias path, kept for reference).
         """
+        b, n, c = x.shape
+        if self.kind == "sa":
+            qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
+            out = _sdpa(q, k, v, key_padding_mask, causal)
+            return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        if pos is not None and sq_dist is None and self.uses_expansion(pos):
+            return self._bsa_expanded(x, pos, key_padding_mask, causal)
+        if sq_dist is None:
+            if pos is None:
+                raise ValueError("BSA needs the token positions (pos) or their squared distances (sq_dist)")
+            sq_dist = pos.sq_dist()
+        return self._bsa_bias(x, sq_dist, key_padding_mask, causal)
+
+    def _bsa_expanded(self, x: Tensor, pos: BSAPositions, key_padding_mask: Tensor | None, causal: bool) -> Tensor:
+        """BSA as one SDPA call on augmented q/k/v, no bias (module docstring)."""
+        b, n, c = x.shape
+        h, d = self.num_heads, self.head_dim
+        f = pos.feats
+        acc = f.dtype
+        inv_hy, inv_hp = (-self.log_hy).exp().to(acc), (-self.log_hp).exp().to(acc)
+        p, sq, m = f[:, None, :-2], f[:, None, -2:-1], f[:, None, -1:]  # (N, 1, .)
+        ihp = inv_hp[None, :, None]  # (1, H, 1)
+        one = torch.ones_like(sq).expand(n, h, 1)
+        if pos.num_prefix:
+            q_extra = torch.cat([2.0 * ihp * p, one, m.expand(n, h, 1), ihp * sq], -1)
+            zero, not_pos = torch.zeros_like(one), (1.0 - m).expand(n, h, 1)
+            k_extra = torch.cat([p.expand(n, h, -1), zero, -ihp * sq, not_pos], -1)
+        else:
+            q_extra = torch.cat([2.0 * ihp * p, one], -1)
+            k_extra = torch.cat([p.expand(n, h, -1), -ihp * sq], -1)
+        e = q_extra.shape[-1]
+        align = 8 if x.is_cuda else 4
+        width = -(-(d + e) // align) * align
+        # (2 / h_y) q folded into the projection: the content part of q_aug comes out of the GEMM.
+        w_qkv, b_qkv = self.qkv.weight, self.qkv.bias
+        scale = torch.cat([(2.0 * inv_hy).to(w_qkv.dtype).repeat_interleave(d), w_qkv.new_ones(2 * c)])
+        qkv = F.linear(x, w_qkv * scale[:, None], b_qkv * scale).view(b, n, 3, h, d)
+        q, k, v = _AugmentQKV.apply(qkv, q_extra, k_extra, inv_hy, f.shape[1] - 2, width)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, N, width) views
+        out = _sdpa(q, k, v, key_padding_mask, causal, scale=1.0)
+        # out's padded columns are exactly 0 (v's are): project with zero columns instead of slicing.
+        w = F.pad(self.proj.weight.view(c, h, d), (0, width - d)).view(c, h * width)
+        return F.linear(out.transpose(1, 2).reshape(b, n, h * width), w, self.proj.bias)
+
+    def _bsa_bias(self, x: Tensor, sq_dist: Tensor, key_padding_mask: Tensor | None, causal: bool) -> Tensor:
+        """BSA with the dense ``(B, H, N, N)`` additive bias: exact for any ``h_p``, O(N^2) memory."""
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        inv_hy = (-self.log_hy).exp().to(q.dtype)[None, :, None, None]
+        inv_hp = (-self.log_hp).exp().to(q.dtype)[None, :, None, None]
+        bias = -(k * k).sum(-1, keepdim=True).transpose(-1, -2) * inv_hy  # (B, H, 1, N)
+        bias = bias - sq_dist.to(q.dtype)[None, None] * inv_hp  # (B, H, N, N)
         mask = build_attn_mask(key_padding_mask, causal, n, x.device)
-        if self.kind == "sa":
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        else:
-            if sq_dist is None:
-                raise ValueError("BSA needs the squared position distances (sq_dist)")
-            inv_hy = (-self.log_hy).exp().to(q.dtype)[None, :, None, None]
-            inv_hp = (-self.log_hp).exp().to(q.dtype)[None, :, None, None]
-            bias = -(k * k).sum(-1, keepdim=True).transpose(-1, -2) * inv_hy  # (B, H, 1, N)
-            bias = bias - sq_dist.to(q.dtype)[None, None] * inv_hp  # (B, H, N, N)
-            if mask is not None:
-                bias = bias.masked_fill(~mask, float("-inf"))
-            out = F.scaled_dot_product_attention(q * (2.0 * inv_hy), k, v, attn_mask=bias, scale=1.0)
+        if mask is not None:
+            bias = bias.masked_fill(~mask, float("-inf"))
+        out = F.scaled_dot_product_attention(q * (2.0 * inv_hy), k, v, attn_mask=bias, scale=1.0)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))

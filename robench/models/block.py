@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from robench.models.attention import Attention
+from robench.models.attention import Attention, BSAPositions
 
 
 class Mlp(nn.Module):
@@ -68,8 +68,9 @@ class Block(nn.Module):
         key_padding_mask: Tensor | None = None,
         causal: bool = False,
         sq_dist: Tensor | None = None,
+        pos: BSAPositions | None = None,
     ) -> Tensor:
-        x = x + self.attn(self.norm1(x), key_padding_mask, causal, sq_dist)
+        x = x + self.attn(self.norm1(x), key_padding_mask, causal, sq_dist, pos)
         if self.tau is not None:
             t = torch.sigmoid(self.tau)
             x = (1.0 - t) * x + t * y0
@@ -77,7 +78,11 @@ class Block(nn.Module):
 
 
 class Encoder(nn.Module):
-    """A stack of blocks sharing one spatial distance matrix (BSA) and one ``Y_0`` (GRC)."""
+    """A stack of blocks sharing one set of token positions (BSA) and one ``Y_0`` (GRC).
+
+    BSA layers take ``pos`` (the model's :class:`~robench.models.attention.TokenPositions`
+    features, computed once per forward) or, for the exact reference path, ``sq_dist``.
+    """
 
     def __init__(
         self,
@@ -103,11 +108,12 @@ class Encoder(nn.Module):
         causal: bool = False,
         sq_dist: Tensor | None = None,
         return_hidden: bool = False,
+        pos: BSAPositions | None = None,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         y0 = x
         hidden = [x]
         for blk in self.blocks:
-            x = blk(x, y0, key_padding_mask, causal, sq_dist)
+            x = blk(x, y0, key_padding_mask, causal, sq_dist, pos)
             hidden.append(x)
         x = self.norm(x)
         return (x, hidden) if return_hidden else x

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from robench.models.attention import pairwise_sq_dist
+from robench.models.attention import TokenPositions, pairwise_sq_dist
 from robench.models.block import Encoder, init_weights
 from robench.models.config import ArchConfig
 from robench.models.registry import register_family
@@ -48,7 +48,8 @@ class RobenchTextClassifier(nn.Module):
                     "pos_table", sinusoidal_embedding(n_tokens, cfg.embed_dim)[None], persistent=False
                 )
         coords = torch.arange(cfg.max_length)[:, None]
-        self.register_buffer("sq_dist", pairwise_sq_dist(coords, num_prefix=1), persistent=False)
+        # Shared by every BSA layer and head; a non-persistent buffer, not part of the checkpoint.
+        self.positions = TokenPositions(coords, num_prefix=1)
         hp_init = float(pairwise_sq_dist(coords).mean()) if cfg.max_length > 1 else 1.0
         self.encoder = Encoder(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
@@ -80,10 +81,14 @@ class RobenchTextClassifier(nn.Module):
         valid = torch.cat(
             [torch.ones_like(input_ids[:, :1], dtype=torch.bool), input_ids != self.pad_id], dim=1
         )
-        return self.encoder(
-            self.embed(input_ids), key_padding_mask=valid, sq_dist=self.sq_dist[:n, :n],
-            return_hidden=return_hidden,
-        )
+        x = self.embed(input_ids)
+        pos = self.positions(n, x.dtype) if self.cfg.attention == "bsa" else None
+        return self.encoder(x, key_padding_mask=valid, pos=pos, return_hidden=return_hidden)
+
+    @property
+    def sq_dist(self) -> Tensor:
+        """Dense ``(N, N)`` squared position distances (CLS row/column 0), for BSA's exact path."""
+        return self.positions.sq_dist()
 
     def forward(self, input_ids: Tensor) -> Tensor:
         return self.head(self.forward_features(input_ids)[:, 0])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from robench.models.attention import pairwise_sq_dist
+from robench.models.attention import TokenPositions, pairwise_sq_dist
 from robench.models.block import Encoder, init_weights
 from robench.models.config import ArchConfig
 from robench.models.registry import register_family
@@ -39,8 +39,8 @@ class RobenchViT(nn.Module):
             self.pos_embed = None
         rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
         coords = torch.stack([rows.flatten(), cols.flatten()], dim=1)
-        # Not persistent: derived from the config, so it is not part of the checkpoint.
-        self.register_buffer("sq_dist", pairwise_sq_dist(coords, num_prefix=1), persistent=False)
+        # Shared by every BSA layer and head; a non-persistent buffer, not part of the checkpoint.
+        self.positions = TokenPositions(coords, num_prefix=1)
         # h_p starts at the mean squared patch distance: the spatial term is -1 on average.
         hp_init = float(pairwise_sq_dist(coords).mean()) if grid > 1 else 1.0
         self.encoder = Encoder(
@@ -61,8 +61,15 @@ class RobenchViT(nn.Module):
             x = x + self.pos_embed
         return x
 
+    @property
+    def sq_dist(self) -> Tensor:
+        """Dense ``(N, N)`` squared position distances (CLS row/column 0), for BSA's exact path."""
+        return self.positions.sq_dist()
+
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.encoder(self.embed(x), sq_dist=self.sq_dist)
+        x = self.embed(x)
+        pos = self.positions(x.shape[1], x.dtype) if self.cfg.attention == "bsa" else None
+        return self.encoder(x, pos=pos)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]
