@@ -66,10 +66,11 @@ class RobenchViT(nn.Module):
         """Dense ``(N, N)`` squared position distances (CLS row/column 0), for BSA's exact path."""
         return self.positions.sq_dist()
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor, return_hidden: bool = False):
+        """Final (normed) tokens; with ``return_hidden`` also ``[Y_0, block 1 out, ...]`` (pre-norm)."""
         x = self.embed(x)
         pos = self.positions(x.shape[1], x.dtype) if self.cfg.attention == "bsa" else None
-        return self.encoder(x, pos=pos)
+        return self.encoder(x, pos=pos, return_hidden=return_hidden)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]
