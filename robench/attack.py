@@ -84,14 +84,14 @@ def attack(args: AttackArgs) -> AttackReport:
     adv: dict[int, torch.Tensor] | None = {} if args.save_adv is not None else None
     start = time.perf_counter()
     records = store.records(model.name, threat.spec, lambda journal: attack_records(
-        model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv, journal=journal))
+        model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv, journal=journal, amp=args.amp))
     seconds = time.perf_counter() - start
     row = make_row(model, ds, threat.spec, records, threat.norm, seconds, args.seed, device)
     attach([clean_row, row], {model.name: flags}, {})
     if args.save_adv is not None:
         if len(adv) != sum(r.clean_correct for r in records):  # records read back from --out: no images
             adv = {}
-            attack_records(model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv)
+            attack_records(model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv, amp=args.amp)
         save_adversarials(args.save_adv, model, ds, records, adv, threat.spec)
     attacked = [r for r in records if r.clean_correct]
     broken = [r for r in attacked if not r.robust]

@@ -33,3 +33,40 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if index >= torch.cuda.device_count():
         raise RobenchError(f"device {spec!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
     return torch.device("cuda", index)
+
+
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
+
+def resolve_amp(spec: str, device: torch.device) -> torch.dtype | None:
+    """``--amp``: the autocast dtype of attack forward passes, or None for fp32.
+
+    ``auto`` is bf16 on CUDA devices that support it and fp32 elsewhere; ``bf16`` and ``fp16`` are
+    honoured on any device (``torch.autocast`` runs on CPU too, which is how the mechanism is tested).
+    bf16 keeps fp32's exponent range; under fp16 the monitor rescales each example's loss gradient
+    so that it does not underflow (:mod:`robench.threats.monitor`).
+    """
+    spec = spec.strip().lower()
+    if spec == "auto":
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else None
+    if spec == "off":
+        return None
+    if spec == "bf16":
+        return torch.bfloat16
+    if spec == "fp16":
+        return torch.float16
+    raise RobenchError(f"unknown --amp {spec!r}; use {', '.join(AMP_CHOICES)}")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """A CUDA out-of-memory error, or a CPU allocation failure (whose message says so)."""
+    if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def amp_name(spec: str, device: torch.device) -> str:
+    """What ``--amp spec`` means on ``device``: ``off``, ``bf16`` or ``fp16`` (for run configs)."""
+    return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[resolve_amp(spec, device)]

@@ -17,7 +17,7 @@ import torch
 from robench import __version__
 from robench.data.base import Dataset, stratified_sample
 from robench.data.registry import load_dataset
-from robench.device import resolve_device
+from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.errors import RobenchError
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
@@ -43,6 +43,7 @@ class RunArgs:
     num_examples: int | None = None
     batch_size: int = 256
     device: str = "auto"
+    amp: str = "auto"  # autocast of attack forward passes: auto (bf16 on CUDA, off on CPU), off, bf16, fp16
     seed: int = 0
     out: Path | None = None
     query_budget: int | None = None  # overrides the query_budget of every threat that has one
@@ -60,6 +61,8 @@ class RunArgs:
         return {"text": self.text_column, "label": self.label_column, "image": self.image_column}
 
     def __post_init__(self) -> None:
+        if self.amp not in AMP_CHOICES:
+            raise RobenchError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
         if self.query_budget is not None and self.query_budget < 1:
             raise RobenchError(f"--query-budget must be >= 1, got {self.query_budget}")
         if self.batch_size < 1:
@@ -263,7 +266,7 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
         "models": [[j.model.name, j.model.sha256] for j in jobs],
         "data": [[j.ds.name, j.ds.split, j.ds.sha256, len(j.ds)] for j in jobs],
         "num_examples": args.num_examples, "seed": args.seed, "batch_size": args.batch_size,
-        "query_budget": args.query_budget, "threats": threats, "device": device.type, "robench_version": __version__,
+        "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device), "robench_version": __version__,
     }
 
 
@@ -321,7 +324,8 @@ def evaluate(
                 if len(parts) > 1 and on_progress:
                     on_progress(f"{model.name} · {threat.short}", k, len(parts))
                 recs = store.records(model.name, part.spec, lambda journal, part=part: attack_records(
-                    model, ds, part, clean, args.batch_size, args.seed, journal=journal))
+                    model, ds, part, clean, args.batch_size, args.seed, journal=journal,
+                    amp=args.amp, on_warning=on_warning))
                 if len(parts) > 1:
                     results[(model.name, part.spec)] = recs
                 else:

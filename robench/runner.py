@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Callable
+
 import torch
 
 from robench.data.base import Dataset
+from robench.device import is_out_of_memory, resolve_amp
 from robench.errors import RobenchError
 from robench.loading import LoadedModel
 from robench.results.records import Record
@@ -26,6 +30,7 @@ def batch_seed(seed: int, start: int) -> int:
 def attack_records(
     model: LoadedModel, ds: Dataset, threat: Threat, clean: list[Record], batch_size: int, seed: int,
     keep_adv: dict[int, torch.Tensor] | None = None, journal: Journal | None = None,
+    amp: str = "off", on_warning: Callable[[str], None] | None = None,
 ) -> list[Record]:
     """Records of ``threat`` on ``ds``; examples misclassified when clean are not attacked.
 
@@ -33,6 +38,15 @@ def attack_records(
     computed now equals the one a previous (killed) run appended to ``journal``: batches found there
     are taken as they are, new ones are appended. ``keep_adv``, when given, receives the adversarial
     input of every attacked example (by position); it needs every batch computed, so it ignores the journal.
+
+    ``amp`` (``auto|off|bf16|fp16``, see :func:`robench.device.resolve_amp`) runs the attack's forward
+    passes under autocast; the recorded predictions are fp32 ones of the kept adversarial inputs,
+    and ``on_warning`` hears when fp32 and autocast disagree on more than 1 in 100 attacked examples.
+    A slice that runs out of memory is attacked in halves (then quarters, ...; later slices start at
+    the size that fit), each piece seeded by its own start position, and ``on_warning`` hears it
+    once. Results are deterministic given the sequence of splits, but a split changes the random
+    draws of randomised attacks (each piece has its own seed). A slice enters ``journal`` whole,
+    once all its pieces are done.
     """
     check_modality(model, threat)
     records = [Record(r.id, r.label, r.clean_pred, r.clean_pred) for r in clean]
@@ -46,32 +60,92 @@ def attack_records(
                 records[p] = done[ds.ids[p]]
         else:
             batches.append((start, pos))
-    attack_batch = _attack_texts if threat.modality == "text" else _attack_images
+    engine = _Engine(model, ds, threat, records, seed, keep_adv, resolve_amp(amp, model.device), on_warning)
     for start, pos in batches:
-        attack_batch(model, ds, threat, records, pos, start, seed, keep_adv)
+        engine.run_slice(pos, start)
         if journal is not None:
             journal.append([records[p] for p in pos])
+    engine.report_amp()
     return records
 
 
-def _attack_images(model: LoadedModel, ds: Dataset, threat: Threat, records: list[Record], pos: list[int],
-                   start: int, seed: int, keep_adv: dict[int, torch.Tensor] | None) -> None:
-    device = model.device
-    num_classes = len(model.labels)
-    idx = torch.as_tensor(pos, dtype=torch.long)
-    x = ds.inputs[idx].to(device)
-    y = ds.targets[idx].to(device)
-    out = threat.attack(model.module, x, y, num_classes, batch_seed(seed, start),
-                        example_seeds=[example_seed(seed, ds.ids[p]) for p in pos])
-    norms = perturbation_norms(out.adv, x)
-    unit = norms.get(threat.norm, norms["linf"])
-    for j, p in enumerate(pos):
-        r = records[p]
-        r.attacked_pred = int(out.adv_pred[j])
-        r.linf, r.l2, r.perturbation = float(norms["linf"][j]), float(norms["l2"][j]), float(unit[j])
-        r.queries = float(out.queries[j])
-        if keep_adv is not None:
-            keep_adv[p] = out.adv[j].detach().cpu()
+class _Engine:
+    """Attacks slices of examples: pieces that fit in memory, autocast with an fp32 check."""
+
+    def __init__(self, model: LoadedModel, ds: Dataset, threat: Threat, records: list[Record], seed: int,
+                 keep_adv: dict[int, torch.Tensor] | None, amp: torch.dtype | None,
+                 on_warning: Callable[[str], None] | None) -> None:
+        self.model, self.ds, self.threat, self.records, self.seed, self.keep_adv = model, ds, threat, records, seed, keep_adv
+        self.amp = amp if threat.modality == "image" else None  # text attacks keep fp32 (their inputs are token ids)
+        self.on_warning = on_warning
+        self.piece: int | None = None  # largest piece size that fitted after an out-of-memory error
+        self.checked = self.disagree = 0  # attacked examples compared in fp32 / whose outcome autocast got wrong
+
+    def run_slice(self, pos: list[int], start: int) -> None:
+        """Attack the slice ``pos`` (starting at ``start`` among the attacked examples) piece by piece."""
+        i = 0
+        while i < len(pos):
+            size = min(len(pos) - i, self.piece or len(pos))
+            try:
+                self.attack_piece(pos[i : i + size], start + i)
+                i += size
+                continue
+            except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
+                if not is_out_of_memory(e):
+                    raise
+                if size == 1:
+                    raise RobenchError(f"out of memory on {self.model.device} attacking a single example with "
+                                       f"{self.threat.short}; free memory or use another --device") from None
+            # out of the except block: the traceback no longer holds the failed piece's tensors
+            if self.model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if self.piece is None and self.on_warning:
+                self.on_warning(f"{self.model.name} · {self.threat.short}: out of memory with {size} examples per "
+                                f"batch; continuing with {size // 2} (pieces are seeded by their own positions, so "
+                                "randomised attacks draw differently than with a smaller --batch-size from the start)")
+            self.piece = size // 2
+
+    def attack_piece(self, pos: list[int], start: int) -> None:
+        if self.threat.modality == "text":
+            _attack_texts(self.model, self.ds, self.threat, self.records, pos, start, self.seed, self.keep_adv)
+        else:
+            self._attack_images(pos, start)
+
+    def _attack_images(self, pos: list[int], start: int) -> None:
+        model, ds, threat, records, seed = self.model, self.ds, self.threat, self.records, self.seed
+        device = model.device
+        num_classes = len(model.labels)
+        idx = torch.as_tensor(pos, dtype=torch.long)
+        x = ds.inputs[idx].to(device)
+        y = ds.targets[idx].to(device)
+        amp = torch.autocast(device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
+        with amp:
+            out = threat.attack(model.module, x, y, num_classes, batch_seed(seed, start),
+                                example_seeds=[example_seed(seed, ds.ids[p]) for p in pos])
+        pred = out.adv_pred
+        if self.amp is not None:  # record fp32 predictions of the kept inputs; count where autocast's outcome differs
+            with torch.inference_mode():
+                pred = model.module(out.adv).argmax(-1)
+            self.checked += len(pos)
+            self.disagree += int(((pred == y) != (out.adv_pred == y)).sum())
+        norms = perturbation_norms(out.adv, x)
+        unit = norms.get(threat.norm, norms["linf"])
+        for j, p in enumerate(pos):
+            r = records[p]
+            r.attacked_pred = int(pred[j])
+            r.linf, r.l2, r.perturbation = float(norms["linf"][j]), float(norms["l2"][j]), float(unit[j])
+            r.queries = float(out.queries[j])
+            if self.keep_adv is not None:
+                self.keep_adv[p] = out.adv[j].detach().cpu()
+
+    def report_amp(self) -> None:
+        """Warn when the fp32 check disagrees with autocast on more than 1 in 100 attacked examples."""
+        if self.amp is not None and self.on_warning and self.disagree * 100 > self.checked:
+            name = str(self.amp).removeprefix("torch.")
+            self.on_warning(
+                f"{self.model.name} · {self.threat.short}: fp32 and {name} autocast disagree on whether "
+                f"{self.disagree} of {self.checked} attacked examples are broken (recorded: fp32); "
+                "rerun with --amp off for attacks computed in fp32")
 
 
 def example_seed(seed: int, example_id: int) -> int:

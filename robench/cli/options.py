@@ -20,6 +20,7 @@ RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("num_examples", Annotated[Optional[int], typer.Option("-n", "--num-examples", help="Seeded stratified sample size (default: whole split).")], None),
     ("batch_size", Annotated[int, typer.Option("--batch-size")], 256),
     ("device", Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
+    ("amp", Annotated[str, typer.Option("--amp", help="Autocast for attack forward passes: auto (bf16 on CUDA, off on CPU), off, bf16, fp16; recorded predictions are fp32.")], "auto"),
     ("seed", Annotated[int, typer.Option("--seed", help="Seed for sampling and attacks.")], 0),
     ("out", Annotated[Optional[Path], typer.Option("--out", help="Directory for per-example JSONL records.")], None),
     ("query_budget", Annotated[Optional[int], typer.Option("--query-budget", help="Max model queries per example for text threats that take a budget.")], None),
