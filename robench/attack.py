@@ -12,7 +12,11 @@ import torch
 from robench.data.adversarial import ADV_FORMAT
 from robench.device import resolve_device
 from robench.errors import RobenchError
-from robench.evaluate import CLEAN, RunArgs, apply_budget, load_spec, make_row, prepare, run_config, store_clean
+from robench.distributed import gather_max
+from robench.evaluate import (
+    CLEAN, RunArgs, apply_budget, clean_records, complete, load_spec, make_row, owned_clean, prepare, resolve_shard,
+    run_config, shard_out,
+)
 from robench.fileio import atomic_write_bytes
 from robench.loading import LoadedModel
 from robench.results.records import Record
@@ -72,22 +76,30 @@ def attack(args: AttackArgs) -> AttackReport:
     if args.save_adv is not None and threat.modality != "image":
         raise RobenchError("--save-adv supports image threats only")
     device = resolve_device(args.device)
+    shard, device = resolve_shard(args, device)
+    if shard is not None and args.save_adv is not None:
+        raise RobenchError("--save-adv writes the whole adversarial set: run it without --shard or torchrun")
     model = load_spec(args.model, args, device)
     check_modality(model, threat)
     (job,) = prepare(args, [model])
     ds = job.ds
-    store = RecordStore(args.out, run_config("attack", args, [job], [threat.spec], device))
+    store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))
     flags = model_flags(model, ds, args.seed)
     start = time.perf_counter()
-    clean = store_clean(store, job, args.batch_size)
+    clean_all = clean_records(model, ds, args.batch_size)
+    clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard)), ds, shard)
     clean_row = make_row(model, ds, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
     adv: dict[int, torch.Tensor] | None = {} if args.save_adv is not None else None
     start = time.perf_counter()
-    records = store.records(model.name, threat.spec, lambda journal: attack_records(
-        model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv, journal=journal, amp=args.amp))
+    records = complete(store.records(model.name, threat.spec, lambda journal: attack_records(
+        model, ds, threat, clean_all, args.batch_size, args.seed, keep_adv=adv, journal=journal, shard=shard,
+        amp=args.amp)), ds, shard)
     seconds = time.perf_counter() - start
+    if shard is not None and shard.distributed:
+        seconds = gather_max(seconds)
     row = make_row(model, ds, threat.spec, records, threat.norm, seconds, args.seed, device)
     attach([clean_row, row], {model.name: flags}, {})
+    store.write_rows([clean_row, row])
     if args.save_adv is not None:
         if len(adv) != sum(r.clean_correct for r in records):  # records read back from --out: no images
             adv = {}

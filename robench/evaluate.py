@@ -18,6 +18,7 @@ from robench import __version__
 from robench.data.base import Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
+from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
 from robench.errors import RobenchError
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
@@ -55,6 +56,7 @@ class RunArgs:
     text_column: str | None = None  # column names of table datasets (default: detected)
     label_column: str | None = None
     image_column: str | None = None
+    shard: str | None = None  # "i/n": evaluate shard i of n, records under --out DIR/shard-i-of-n for `robench merge`
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -69,6 +71,8 @@ class RunArgs:
             raise RobenchError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.num_examples is not None and self.num_examples < 1:
             raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")
+        if self.shard is not None:
+            parse_shard(self.shard)
 
 
 @dataclass(kw_only=True)
@@ -142,18 +146,29 @@ def resolve_threats(args: EvaluateArgs) -> dict[str, list[Threat]]:
     return {m: [apply_budget(t, args) for t in suite.for_modality(m)] for m in ("image", "text")}
 
 
+def summary_fields(records: list[Record]) -> dict:
+    """The summary columns of a row, computed from its records."""
+    s = summarize(records)
+    lo, hi = wilson_interval(s.robust, s.n)
+    return dict(n=s.n, clean_acc=s.clean_acc, attacked_acc=s.attacked_acc, attacked_ci_low=lo, attacked_ci_high=hi,
+                attack_success_rate=s.attack_success_rate, mean_perturbation=s.mean_perturbation,
+                mean_queries=s.mean_queries)
+
+
 def make_row(model: LoadedModel, ds: Dataset, threat: str, records: list[Record], unit: str,
              seconds: float, seed: int, device: torch.device) -> ResultRow:
     """Summarise records into the result schema."""
-    s = summarize(records)
-    lo, hi = wilson_interval(s.robust, s.n)
     return ResultRow(
         model=model.name, checkpoint_sha256=model.sha256, task=model.task, dataset=ds.name, split=ds.split,
-        n=s.n, threat=threat, clean_acc=s.clean_acc, attacked_acc=s.attacked_acc, attacked_ci_low=lo,
-        attacked_ci_high=hi, attack_success_rate=s.attack_success_rate, mean_perturbation=s.mean_perturbation,
-        perturbation_unit=unit, mean_queries=s.mean_queries, seconds=seconds, seed=seed, device=str(device),
-        robench_version=__version__,
+        threat=threat, perturbation_unit=unit, seconds=seconds, seed=seed, device=str(device),
+        robench_version=__version__, **summary_fields(records),
     )
+
+
+def set_pooled_n(row: ResultRow, n: int) -> None:
+    """A pooled row (``corruption:name=all``) is about ``n`` examples, not its ``n x parts`` records."""
+    row.n = n
+    row.attacked_ci_low, row.attacked_ci_high = (round(v, 6) for v in wilson_interval(round(row.attacked_acc * n), n))
 
 
 def relative_mce(results: dict, model: str, baseline: str, parts: list[Threat]) -> float | None:
@@ -259,9 +274,11 @@ def prepare(args: RunArgs, models: list[LoadedModel], datasets: dict[tuple[str, 
     return jobs
 
 
-def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str], device: torch.device) -> dict:
-    """Everything that changes the records of a run: what ``--out`` resumes must match it."""
+def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str], device: torch.device,
+               shard: Shard | None = None) -> dict:
+    """Everything that changes the records of a run: what ``--out`` resumes (and merges) must match it."""
     return {
+        "shard": [shard.index, shard.count] if shard else None,
         "command": command,
         "models": [[j.model.name, j.model.sha256] for j in jobs],
         "data": [[j.ds.name, j.ds.split, j.ds.sha256, len(j.ds)] for j in jobs],
@@ -270,8 +287,32 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
     }
 
 
-def store_clean(store: RecordStore, job: Job, batch_size: int) -> list[Record]:
-    return store.records(job.model.name, CLEAN, lambda journal: clean_records(job.model, job.ds, batch_size))
+def resolve_shard(args: RunArgs, device: torch.device) -> tuple[Shard | None, torch.device]:
+    """This process's shard: a torchrun rank, ``--shard i/n``, or None (the whole run)."""
+    shard, device = init_from_env(device)
+    if shard is not None and args.shard:
+        raise RobenchError("--shard and torchrun both split the run; use one of them")
+    if args.shard:
+        shard = parse_shard(args.shard)
+        if args.out is None:
+            raise RobenchError("--shard needs --out DIR: `robench merge DIR` combines the shards' records from there")
+    return shard, device
+
+
+def shard_out(args: RunArgs, shard: Shard | None) -> Path | None:
+    return args.out / shard.name if shard is not None and args.out is not None else args.out
+
+
+def owned_clean(clean: list[Record], shard: Shard | None) -> list[Record]:
+    """The clean records this shard keeps (all of them without sharding)."""
+    return clean if shard is None else [r for p, r in enumerate(clean) if shard.owns_position(p)]
+
+
+def complete(records: list[Record], ds: Dataset, shard: Shard | None) -> list[Record]:
+    """Under torchrun, every rank's records of one (model, threat) in dataset order; else as given."""
+    if shard is None or not shard.distributed:
+        return records
+    return gather_records(records, {i: p for p, i in enumerate(ds.ids)})
 
 
 def evaluate(
@@ -289,6 +330,7 @@ def evaluate(
     records are journaled and a killed run resumes where it stopped.
     """
     device = resolve_device(args.device)
+    shard, device = resolve_shard(args, device)
     specs = list(args.models) or list_zoo()
     if not specs:
         raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
@@ -303,7 +345,8 @@ def evaluate(
                 raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
     jobs = prepare(args, models)
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
-    store = RecordStore(args.out, run_config("evaluate", args, jobs, all_specs, device))
+    store = RecordStore(shard_out(args, shard), run_config("evaluate", args, jobs, all_specs, device, shard))
+    partial = shard is not None and not shard.distributed  # rows of this process cover only its shard
     rows: list[ResultRow] = []
     results: dict[tuple[str, str], list[Record]] = {}
     model_checks: dict[str, list[Flag]] = {}
@@ -314,8 +357,10 @@ def evaluate(
             on_warning(warning)
         model_checks[model.name] = model_flags(model, ds, args.seed)
         start = time.perf_counter()
-        clean = store_clean(store, job, args.batch_size)
-        todo: list[tuple[str, str, list[Record], float]] = [(CLEAN, "none", clean, time.perf_counter() - start)]
+        clean_all = clean_records(model, ds, args.batch_size)  # every shard needs every clean prediction
+        clean = store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard))
+        todo: list[tuple[str, str, list[Record], float, int]] = [
+            (CLEAN, "none", complete(clean, ds, shard), time.perf_counter() - start, 1)]
         for threat in threats[modality_of(model)]:
             check_modality(model, threat)
             start = time.perf_counter()
@@ -324,30 +369,30 @@ def evaluate(
                 if len(parts) > 1 and on_progress:
                     on_progress(f"{model.name} · {threat.short}", k, len(parts))
                 recs = store.records(model.name, part.spec, lambda journal, part=part: attack_records(
-                    model, ds, part, clean, args.batch_size, args.seed, journal=journal,
+                    model, ds, part, clean_all, args.batch_size, args.seed, journal=journal, shard=shard,
                     amp=args.amp, on_warning=on_warning))
-                if len(parts) > 1:
-                    results[(model.name, part.spec)] = recs
-                else:
-                    todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start))
+                results[(model.name, part.spec)] = recs = complete(recs, ds, shard)
+                if len(parts) == 1:
+                    todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start, 1))
             if len(parts) > 1:
                 pooled = [r for part in parts for r in results[(model.name, part.spec)]]
-                store.write(model.name, threat.spec, pooled)
-                todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start))
-        for spec, unit, recs, seconds in todo:
+                if shard is None or not shard.distributed:  # a rank's folder keeps its own records only
+                    store.write(model.name, threat.spec, pooled)
+                todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start, len(parts)))
+        for spec, unit, recs, seconds, pooled in todo:
+            if shard is not None and shard.distributed:
+                seconds = gather_max(seconds)
             row = make_row(model, ds, spec, recs, unit, seconds, args.seed, device)
-            if len(recs) != len(ds):  # pooled over several threats: one row about len(ds) examples
-                row.n = len(ds)
-                row.attacked_ci_low, row.attacked_ci_high = (
-                    round(v, 6) for v in wilson_interval(round(row.attacked_acc * len(ds)), len(ds)))
             results[(model.name, spec)] = recs
+            if pooled > 1:  # pooled over several threats: one row about len(recs) / pooled examples
+                set_pooled_n(row, len(recs) // pooled)
             attach([row], model_checks, {})
             rows.append(row)
             if on_row:
                 on_row(row)
     if store.resumed and on_note:
         on_note(f"resumed: {store.resumed} records taken from the previous run in {args.out}")
-    per_row = row_flags(rows, results)
+    per_row = {} if partial else row_flags(rows, results)  # a shard's rows are compared after `robench merge`
     attach(rows, model_checks, per_row)
     if on_warning:
         for model, flags in model_checks.items():
@@ -358,4 +403,8 @@ def evaluate(
                 on_warning(f"{model}: {f}")
     if args.baseline is not None:
         add_baseline(rows, results, models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name)
+    store.write_rows(rows)
+    if partial and on_note:
+        on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "
+                f"combine the shards with `robench merge {args.out}`")
     return rows

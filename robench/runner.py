@@ -9,6 +9,7 @@ import torch
 
 from robench.data.base import Dataset
 from robench.device import is_out_of_memory, resolve_amp
+from robench.distributed import Shard
 from robench.errors import RobenchError
 from robench.loading import LoadedModel
 from robench.results.records import Record
@@ -29,7 +30,7 @@ def batch_seed(seed: int, start: int) -> int:
 
 def attack_records(
     model: LoadedModel, ds: Dataset, threat: Threat, clean: list[Record], batch_size: int, seed: int,
-    keep_adv: dict[int, torch.Tensor] | None = None, journal: Journal | None = None,
+    keep_adv: dict[int, torch.Tensor] | None = None, journal: Journal | None = None, shard: Shard | None = None,
     amp: str = "off", on_warning: Callable[[str], None] | None = None,
 ) -> list[Record]:
     """Records of ``threat`` on ``ds``; examples misclassified when clean are not attacked.
@@ -38,6 +39,8 @@ def attack_records(
     computed now equals the one a previous (killed) run appended to ``journal``: batches found there
     are taken as they are, new ones are appended. ``keep_adv``, when given, receives the adversarial
     input of every attacked example (by position); it needs every batch computed, so it ignores the journal.
+    With ``shard``, only the batches of that shard are attacked and only its records are returned
+    (in dataset order; see :mod:`robench.distributed`).
 
     ``amp`` (``auto|off|bf16|fp16``, see :func:`robench.device.resolve_amp`) runs the attack's forward
     passes under autocast; the recorded predictions are fp32 ones of the kept adversarial inputs,
@@ -53,8 +56,14 @@ def attack_records(
     todo = [i for i, r in enumerate(clean) if r.clean_correct]
     done = journal.done if journal is not None and keep_adv is None else {}
     batches = []
+    owned = set(range(len(clean))) if shard is None else {p for p in range(len(clean)) if shard.owns_position(p)}
     for start in range(0, len(todo), batch_size):
         pos = todo[start : start + batch_size]
+        if shard is not None:
+            owned.difference_update(pos)
+            if not shard.owns_batch(start // batch_size):
+                continue
+            owned.update(pos)
         if pos and all(ds.ids[p] in done for p in pos):
             for p in pos:
                 records[p] = done[ds.ids[p]]
@@ -66,7 +75,7 @@ def attack_records(
         if journal is not None:
             journal.append([records[p] for p in pos])
     engine.report_amp()
-    return records
+    return records if shard is None else [r for p, r in enumerate(records) if p in owned]
 
 
 class _Engine:

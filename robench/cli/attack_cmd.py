@@ -47,6 +47,10 @@ def attack(
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths(exports)
     rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
+    from robench.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 renders and writes
+        return
     r = rep.row
     for note in r.flag_notes.split("; ") if r.flags else []:
         warn(f"{r.model}: {note}")

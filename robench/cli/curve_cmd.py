@@ -39,9 +39,14 @@ def curve(
     from robench.curve import sweep_specs
 
     _, xs, _ = sweep_specs(threat, sweep)
-    show = not quiet and str(json_) != "-"
+    from robench.distributed import is_main_process
+
+    main = is_main_process()  # under torchrun only rank 0 renders and writes
+    show = not quiet and str(json_) != "-" and main
     with progress_bar(show, total=len(models) * (len(xs) + 1), what="curve") as step:
         result = run_curve(args, on_row=lambda row: step())
+    if not main:
+        return
     if show:
         table = Table(title=f"robench curve: {threat} over {result.key}",
                       caption="accuracy in %, higher is better; ± is the 95% Wilson half-width; AUC = trapezoid / range")

@@ -76,6 +76,7 @@ def evaluate(
     run: dict = None,
 ) -> None:
     """Evaluate checkpoints under a threat suite and print a leaderboard (accuracy with 95% Wilson intervals)."""
+    from robench.distributed import is_main_process
     from robench.evaluate import EvaluateArgs, evaluate as run_evaluate
     from robench.render import leaderboard_tables
 
@@ -83,15 +84,18 @@ def evaluate(
     check_export_paths({**exports, "plot": plot})
     args = EvaluateArgs(models=models or [], suite=suite, threats=threat or [], baseline=baseline, **run)
     machine = any(str(p) == "-" for p in exports.values() if p is not None)
-    show = not quiet and not machine
+    main = is_main_process()  # under torchrun only rank 0 renders and writes
+    show = not quiet and not machine and main
 
     def note(row) -> None:
         if show:
             err_console.print(f"  {row.model} · {row.threat}: {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
     with progress_bar(show, total=0, what="corruptions") as step:
-        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn,
-                            on_note=lambda m: sys.stderr.write(f"robench: {m}\n"))
+        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn if main else None,
+                            on_note=(lambda m: sys.stderr.write(f"robench: {m}\n")) if main else None)
+    if not main:
+        return
     if show:
         for table in leaderboard_tables(rows):
             out_console.print(table)

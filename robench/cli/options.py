@@ -32,6 +32,7 @@ RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("mean", Annotated[Optional[List[float]], typer.Option("--mean", help="Per-channel mean overriding a timm model's contract (repeatable).")], None),
     ("std", Annotated[Optional[List[float]], typer.Option("--std", help="Per-channel std overriding a timm model's contract (repeatable).")], None),
     ("expect_accuracy", Annotated[Optional[float], typer.Option("--expect-accuracy", help="Clean accuracy the preprocessing probe should expect.")], None),
+    ("shard", Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate shard i of n (0-based) into --out DIR/shard-i-of-n; combine with `robench merge DIR`.")], None),
 ]
 
 

@@ -5,6 +5,8 @@
     (exit 2, naming what differs) instead of mixing the records of two experiments.
 ``DIR/MODEL__SPEC.jsonl``
     the finished records of one (model, threat) in dataset order, written atomically.
+``DIR/rows.json``
+    the rows of the finished run (the same as a ``--json`` export).
 ``DIR/MODEL__SPEC.jsonl.journal``
     while that (model, threat) runs: whole batches of records, each closed by a marker line
     ``{"_batch": k}`` and fsynced before the next batch starts. On resume only marked batches
@@ -27,6 +29,7 @@ from robench.fileio import atomic_write_text
 from robench.results.records import Record, read_records, write_records
 
 BATCH_KEY = "_batch"
+ROWS_FILE = "rows.json"
 
 
 def records_path(out: Path, model: str, spec: str) -> Path:
@@ -165,6 +168,15 @@ class RecordStore:
         write_records(path, recs)
         journal.path.unlink(missing_ok=True)
         return recs
+
+    def write_rows(self, rows: list) -> None:
+        """The run's rows as ``rows.json`` beside its records (what ``robench merge`` and
+        ``robench leaderboard DIR/rows.json`` read)."""
+        if self.out is not None:
+            from robench.results.schema import to_json
+
+            self._open()
+            atomic_write_text(self.out / ROWS_FILE, to_json(rows))
 
     def write(self, model: str, spec: str, records: list[Record]) -> None:
         """Store records computed from others (pooled rows) without a journal."""
