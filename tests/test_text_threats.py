@@ -172,7 +172,8 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
                "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n  - ") == 3 and proc.stdout.count("\n  + ") == 3
-    (rec_file,) = tmp_path.glob("*.jsonl")
+    clean_file, rec_file = sorted(tmp_path.glob("*.jsonl"), key=lambda p: not p.name.endswith("__none.jsonl"))
+    assert clean_file.name == "wordnet-text-sa__none.jsonl"  # the clean pass is recorded too (and resumable)
     recs = [json.loads(l) for l in rec_file.read_text().splitlines()]
     assert len(recs) == 60
     attacked = [r for r in recs if r["clean_pred"] == r["label"]]
