@@ -80,6 +80,8 @@ def attack(args: AttackArgs) -> AttackReport:
     if shard is not None and args.save_adv is not None:
         raise RobenchError("--save-adv writes the whole adversarial set: run it without --shard or torchrun")
     model = load_spec(args.model, args, device)
+    if model.task == "language-modeling":
+        raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
     (job,) = prepare(args, [model])
     ds = job.ds

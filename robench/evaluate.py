@@ -33,6 +33,7 @@ from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
 
 CLEAN = "none"
+LM_TASK = "language-modeling"
 
 
 @dataclass(kw_only=True)
@@ -338,6 +339,12 @@ def evaluate(
         specs.append(args.baseline)
     threats = resolve_threats(args)
     models = [s if isinstance(s, LoadedModel) else load_spec(s, args, device) for s in specs]  # fail fast on any bad model
+    if any(m.task == LM_TASK for m in models):  # language models: perplexity rows (robench.lm_eval)
+        if not all(m.task == LM_TASK for m in models):
+            raise RobenchError("language models and classifiers cannot be evaluated in one run; evaluate them separately")
+        from robench.lm_eval import evaluate_lm
+
+        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note)
     if args.threats:
         modalities = {modality_of(m) for m in models}
         for t in [t for ts in threats.values() for t in ts]:

@@ -62,6 +62,11 @@ def wrap(net: nn.Module, card: Card) -> nn.Module:
     """Put the card's preprocessing contract in front of ``net``."""
     if card.task == "image-classification":
         return ImageClassifier.from_contract(net, card.preprocessing)
+    if card.task == "language-modeling":
+        from robench.data.lmtext import LMTokenizer
+        from robench.models.lm import LanguageModel
+
+        return LanguageModel(net, LMTokenizer.from_contract(card.preprocessing))
     return TextClassifier(net, WordTokenizer.from_contract(card.preprocessing))
 
 

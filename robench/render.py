@@ -28,8 +28,17 @@ def short_threat(spec: str) -> str:
         return spec
 
 
+def _ppl(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def _value(r: ResultRow, x: float) -> str:
+    """A number of row ``r`` in the table's unit: % for accuracy, plain for perplexity."""
+    return _ppl(x) if r.metric == "perplexity" else _pct(x)
+
+
 def _cell(r: ResultRow) -> str:
-    text = f"{_pct(r.attacked_acc)} ±{_pct((r.attacked_ci_high - r.attacked_ci_low) / 2)}"
+    text = f"{_value(r, r.attacked_acc)} ±{_value(r, (r.attacked_ci_high - r.attacked_ci_low) / 2)}"
     if r.baseline and r.delta_vs_baseline is not None:
         text += f"\nΔ{100 * r.delta_vs_baseline:+.1f}"
         if r.mcnemar_p is not None:
@@ -52,11 +61,12 @@ def _flags_cell(cells: dict[str, ResultRow]) -> str:
 def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
     """One table per (dataset, split): a row per model, clean accuracy with its 95% Wilson interval,
     then one column per threat (attacked accuracy +/- the interval's half-width), best first."""
-    groups: "OrderedDict[tuple[str, str], list[ResultRow]]" = OrderedDict()
+    groups: "OrderedDict[tuple[str, str, str], list[ResultRow]]" = OrderedDict()
     for r in rows:
-        groups.setdefault((r.dataset, r.split), []).append(r)
+        groups.setdefault((r.dataset, r.split, r.metric), []).append(r)
     tables = []
-    for (dataset, split), group in groups.items():
+    for (dataset, split, metric), group in groups.items():
+        ppl = metric == "perplexity"  # language models: lower is better, no percentages
         threats = list(OrderedDict.fromkeys(r.threat for r in group if r.threat != CLEAN))
         by_model: "OrderedDict[str, dict[str, ResultRow]]" = OrderedDict()
         for r in group:
@@ -69,7 +79,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
             first = next(iter(cells.values()))
             return first.clean_acc
 
-        ranked = sorted(by_model.items(), key=lambda kv: -score(kv[1]))
+        ranked = sorted(by_model.items(), key=lambda kv: score(kv[1]) if ppl else -score(kv[1]))
         seeds = sorted({r.seed for r in group})
         devices = sorted({r.device for r in group})
         ns = sorted({r.n for r in group})
@@ -78,8 +88,9 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         table = Table(
             title=f"robench leaderboard: {dataset} ({split})",
             caption=(
-                f"n={'/'.join(map(str, ns))} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
-                "accuracy in %, higher is better; CI and ± are 95% Wilson"
+                f"n={'/'.join(map(str, ns))}{' predicted tokens' if ppl else ''} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
+                + ("perplexity, lower is better; CI and ± are 95% (standard error of the mean NLL, clustered by window)"
+                   if ppl else "accuracy in %, higher is better; CI and ± are 95% Wilson")
                 + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar, mCE: corruption error relative to it"
                    if baselines else "")
                 + "".join(f"\n⚠ {c}: {FLAGS.get(c, 'see flag_notes')}" for c in codes)
@@ -88,7 +99,7 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         table.add_column("#", justify="right")
         table.add_column("model", no_wrap=True)
         table.add_column("n", justify="right")
-        table.add_column("clean %", justify="right")
+        table.add_column("clean ppl" if ppl else "clean %", justify="right")
         table.add_column("95% CI", justify="right", no_wrap=True)
         for t in threats:
             table.add_column(short_threat(t), justify="right", overflow="fold")
@@ -96,9 +107,9 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
             table.add_column("flags", overflow="fold")
         for rank, (model, cells) in enumerate(ranked, 1):
             ref = cells.get(CLEAN) or next(iter(cells.values()))
-            clean_cells = [_pct(ref.clean_acc), "-"]
+            clean_cells = [_value(ref, ref.clean_acc), "-"]
             if CLEAN in cells:
-                clean_cells[1] = f"[{_pct(ref.attacked_ci_low)}, {_pct(ref.attacked_ci_high)}]"
+                clean_cells[1] = f"[{_value(ref, ref.attacked_ci_low)}, {_value(ref, ref.attacked_ci_high)}]"
             threat_cells = []
             for t in threats:
                 c = cells.get(t)

@@ -55,24 +55,37 @@ class TrainArgs:
     # A text table (.tsv/.csv, see robench.data.files) as the task: --eval-data names its test file.
     eval_data: str | None = None
     train_examples: int | None = None
+    # --task lm: the training token file (--eval-data is the test file) and an optional token limit.
+    data: str | None = None
+    train_tokens: int | None = None
 
     @property
     def is_file_task(self) -> bool:
         return self.task.endswith(FILE_SUFFIXES)
 
     def resolved(self) -> dict:
-        if self.is_file_task:
+        if self.task == "lm":
+            from robench.lm_train import DEFAULTS
+
+            if self.train_examples is not None:
+                raise RobenchError("--train-examples is for classification tasks; use --train-tokens with --task lm")
+            if self.train_tokens is not None and self.train_tokens < 2:
+                raise RobenchError(f"--train-tokens must be >= 2, got {self.train_tokens}")
+            defaults = DEFAULTS
+        elif self.data is not None or self.train_tokens is not None:
+            raise RobenchError("--data and --train-tokens are for --task lm (a classification file is given as --task FILE)")
+        elif self.is_file_task:
             if not self.eval_data:
                 raise RobenchError("training on a data file needs --eval-data PATH (the held-out file to measure accuracy on)")
-            base = "wordnet-topics"  # text-table tasks use the text family's defaults
+            defaults = TASKS["wordnet-topics"]  # text-table tasks use the text family's defaults
         elif self.task not in TASKS:
-            raise RobenchError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)} or a .tsv/.csv file")
+            raise RobenchError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}, lm or a .tsv/.csv file")
         else:
-            base = self.task
+            defaults = TASKS[self.task]
         variant_parts(self.variant)
         if self.train_examples is not None and self.train_examples < 1:
             raise RobenchError(f"--train-examples must be >= 1, got {self.train_examples}")
-        opts = dict(TASKS[base])
+        opts = dict(defaults)
         for k, v in asdict(self).items():
             if k in opts and v is not None:
                 opts[k] = v
@@ -115,6 +128,10 @@ def train(
 ) -> TrainResult:
     """Train ``args.variant`` on ``args.task`` and write ``out`` (.safetensors) + its card."""
     opts = args.resolved()
+    if args.task == "lm":  # causal language model on a token file: robench.lm_train
+        from robench.lm_train import train_lm
+
+        return train_lm(args, opts, out, command, on_epoch)
     device = torch.device(args.device)
     start = time.perf_counter()
     train_ds = load_dataset(args.task, "train")

@@ -138,7 +138,7 @@ def test_models_lists_zoo(cli):
     for e in data["zoo"]:
         assert e["params"] > 0 and e["n"] > 0
         assert e["clean_acc"] >= (0.78 if e["task"] == "text-classification" else 0.93)  # the zoo targets
-    assert data["families"] == ["text", "vit"]
+    assert data["families"] == ["lm", "text", "vit"]
 
 
 def test_doctor_reports_missing_wordnet_with_fix(cli, tmp_path):

@@ -17,7 +17,7 @@ from robench.models.config import ArchConfig
 
 CARD_FORMAT = "robench-card"
 CARD_VERSION = 1
-TASKS = ("image-classification", "text-classification")
+TASKS = ("image-classification", "text-classification", "language-modeling")
 
 
 @dataclass

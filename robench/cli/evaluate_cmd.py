@@ -89,7 +89,8 @@ def evaluate(
 
     def note(row) -> None:
         if show:
-            err_console.print(f"  {row.model} · {row.threat}: {100 * row.attacked_acc:.1f}% (n={row.n}, {row.seconds:.2f}s)", highlight=False)
+            value = f"perplexity {row.attacked_acc:.2f}" if row.metric == "perplexity" else f"{100 * row.attacked_acc:.1f}%"
+            err_console.print(f"  {row.model} · {row.threat}: {value} (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
     with progress_bar(show, total=0, what="corruptions") as step:
         rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn if main else None,
@@ -101,7 +102,10 @@ def evaluate(
             out_console.print(table)
     write_exports(rows, exports)
     if plot is not None:
+        from robench.errors import RobenchError
         from robench.plots import close, plot_leaderboard
 
+        if any(r.metric == "perplexity" for r in rows):
+            raise RobenchError("--plot draws accuracies; it does not support perplexity rows yet (the exports were written)")
         close(plot_leaderboard(rows, plot))
         err_console.print(f"wrote plot -> {plot}")

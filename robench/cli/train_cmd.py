@@ -14,7 +14,7 @@ from robench.cli.app import app, err_console, out_console
 
 @app.command()
 def train(
-    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, or a text table (.tsv/.csv with a text and a label column)."),
+    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, a text table (.tsv/.csv with a text and a label column), or lm (a causal language model on --data)."),
     variant: str = typer.Option(..., "--variant", help="sa, bsa, grc or bsa-grc."),
     out: Path = typer.Option(..., "--out", help="Output checkpoint path (NAME.safetensors; NAME.json is written beside)."),
     seed: int = typer.Option(0, "--seed"),
@@ -25,8 +25,10 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     device: str = typer.Option("cpu", "--device", help="cpu (bit-reproducible), cuda or auto."),
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Held-out .tsv/.csv when --task is a file."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Held-out .tsv/.csv when --task is a file; the test token file with --task lm."),
     train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Train on a seeded stratified sample of this size."),
+    data: Optional[str] = typer.Option(None, "--data", help="--task lm: the training token file (one paragraph per line, e.g. wiki.valid.tokens)."),
+    train_tokens: Optional[int] = typer.Option(None, "--train-tokens", help="--task lm: train on the first N tokens of --data only."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a model deterministically and write NAME.safetensors + NAME.json."""
@@ -41,8 +43,13 @@ def train(
         raise RobenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
     args = TrainArgs(task=task, variant=variant, seed=seed, epochs=epochs, embed_dim=embed_dim, depth=depth,
                      num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev), eval_data=eval_data,
-                     train_examples=train_examples)
+                     train_examples=train_examples, data=data, train_tokens=train_tokens)
     command = shlex.join(["robench", *sys.argv[1:]])
+    if task == "lm":  # bad files fail before the progress bar shows
+        from robench.lm_train import read_files
+
+        args.resolved()
+        read_files(args)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f} · train acc {task.fields[acc]:.1%}"), TimeElapsedColumn(),
@@ -54,7 +61,13 @@ def train(
             progress.update(bar, completed=s.epoch, loss=s.loss, acc=s.train_acc)
 
         result = run_train(args, out, command=command, on_epoch=on_epoch)
-    if not quiet:
+    if not quiet and args.task == "lm":
+        ev = result.card.evaluation
+        out_console.print(
+            f"{result.path}: test perplexity {result.test_accuracy:.2f} on {ev['dataset']} (n={ev['n']} tokens), "
+            f"{result.card.params:,} params, sha256 {result.sha256[:16]}…, {result.seconds:.1f}s"
+        )
+    elif not quiet:
         out_console.print(
             f"{result.path}: test accuracy {100 * result.test_accuracy:.2f}% (n={result.card.evaluation['n']}), "
             f"{result.card.params:,} params, sha256 {result.sha256[:16]}…, {result.seconds:.1f}s"

@@ -20,7 +20,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "grc": ("sa", "grc"),
     "bsa-grc": ("bsa", "grc"),
 }
-FAMILIES = ("vit", "text")
+FAMILIES = ("vit", "text", "lm")
 
 
 def variant_parts(variant: str) -> tuple[str, str]:
@@ -38,7 +38,7 @@ class ArchConfig:
     """Architecture of one robench Transformer classifier.
 
     ``family`` selects the input stem (``vit``: patch embedding of an image; ``text``: token
-    embedding), ``variant`` the attention/residual pair. Image-only and text-only fields are ignored
+    embedding; ``lm``: causal language model, ``max_length`` is its context, ``num_classes`` unused), ``variant`` the attention/residual pair. Image-only and text-only fields are ignored
     by the other family but kept so that one schema describes every checkpoint.
     """
 
@@ -76,6 +76,8 @@ class ArchConfig:
             )
         if self.family == "text" and self.vocab_size < 4:
             raise RobenchError("a text model needs vocab_size >= 4 (pad, unk, cls and one word)")
+        if self.family == "lm" and (self.vocab_size < 3 or self.max_length < 1):
+            raise RobenchError("a language model needs vocab_size >= 3 (unk, eos and one word) and max_length >= 1")
         if self.text_pos_embedding not in ("learned", "sinusoidal"):
             raise RobenchError("text_pos_embedding must be 'learned' or 'sinusoidal'")
         if not 0.0 < self.grc_init < 1.0:

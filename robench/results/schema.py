@@ -49,6 +49,9 @@ class ResultRow:
     # The sanity battery (robench.sanity): flag codes separated by ";" and one line per flag.
     flags: str = ""
     flag_notes: str = ""
+    # "accuracy" (classifiers) or "perplexity" (language models: clean_acc / attacked_acc then hold the
+    # clean / attacked perplexity, lower is better; robench.lm_eval). Files without the column read as accuracy.
+    metric: str = "accuracy"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -67,7 +70,8 @@ class ResultRow:
 COLUMNS: list[str] = [f.name for f in fields(ResultRow)]
 BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p", "mce"]
 FLAG_COLUMNS = ["flags", "flag_notes"]
-REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUMNS]
+METRIC_COLUMNS = ["metric"]
+REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUMNS + METRIC_COLUMNS]
 
 
 def to_csv(rows: Sequence[ResultRow]) -> str:
@@ -85,8 +89,11 @@ def to_json(rows: Sequence[ResultRow]) -> str:
 
 def to_markdown(rows: Sequence[ResultRow]) -> str:
     """A GitHub table with every schema column (same numbers as CSV/JSON) and its direction."""
-    lines = [
-        "Accuracies are fractions in [0, 1]; higher is better. attacked_ci_* is a 95% Wilson interval.",
+    lines = ["Accuracies are fractions in [0, 1]; higher is better. attacked_ci_* is a 95% Wilson interval."]
+    if any(r.metric == "perplexity" for r in rows):
+        lines.append("Rows with metric=perplexity hold perplexities in clean_acc/attacked_acc (lower is better), "
+                     "attacked_ci_* a 95% interval from the window-clustered standard error of the mean NLL.")
+    lines += [
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",

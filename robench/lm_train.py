@@ -1,0 +1,118 @@
+"""``robench train --task lm``: a causal word-level language model on a token file -> checkpoint + card.
+
+The training file (``--data``) becomes one token stream (``robench.data.lmtext``) cut into
+consecutive non-overlapping sequences of ``context + 1`` tokens (inputs and shifted targets),
+shuffled per epoch by a seeded generator; loss is the mean next-token cross-entropy. After the
+last epoch the perplexity of ``--eval-data`` (sliding window, ``robench.lm_eval``) goes to the card.
+Deterministic on CPU like every ``robench train``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from robench import __version__
+from robench.checkpoint.card import Card
+from robench.checkpoint.io import save_checkpoint
+from robench.data.lmtext import LMTokenizer, read_lines
+from robench.errors import RobenchError
+from robench.fileio import sha256_file
+from robench.models.config import ArchConfig
+from robench.models.lm import TASK, LanguageModel
+from robench.models.registry import build_model
+
+DEFAULTS = dict(family="lm", epochs=1, embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.0, lr=3e-3,
+                weight_decay=0.05, batch_size=32, max_vocab=5000, max_length=64)
+
+
+def read_files(args) -> tuple[list[str], list[str]]:
+    """The lines of ``--data`` and ``--eval-data`` (one-line errors for missing, empty or unreadable files)."""
+    if not args.data:
+        raise RobenchError("--task lm needs --data TRAIN_TOKENS_FILE (and --eval-data TEST_TOKENS_FILE)")
+    if not args.eval_data:
+        raise RobenchError("--task lm needs --eval-data TEST_TOKENS_FILE (the held-out text to measure perplexity on)")
+    return read_lines(args.data, "training file"), read_lines(args.eval_data, "evaluation file")
+
+
+def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable | None):
+    """Train ``args.variant`` as a language model on ``args.data`` (see :func:`robench.train.train`)."""
+    from robench.lm_eval import perplexity
+    from robench.train import EpochStats, TrainResult
+
+    device = torch.device(args.device)
+    start = time.perf_counter()
+    train_lines, test_lines = read_files(args)
+    context = opts["max_length"]
+    tok = LMTokenizer.build(train_lines, context, max_vocab=opts["max_vocab"])
+    stream = tok.stream(train_lines)
+    if args.train_tokens is not None:
+        stream = stream[: args.train_tokens]
+    n_seq = (len(stream) - 1) // context
+    if n_seq < 1:
+        raise RobenchError(f"the training stream has {len(stream)} tokens; it needs at least context + 1 = {context + 1}")
+    seqs = stream[: n_seq * context + 1]
+    cfg = ArchConfig(family="lm", variant=args.variant, num_classes=0, embed_dim=opts["embed_dim"], depth=opts["depth"],
+                     num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"], vocab_size=len(tok), max_length=context)
+    torch.manual_seed(args.seed)
+    net = build_model(cfg)
+    card = Card(task=TASK, labels=[], architecture=cfg, preprocessing=tok.contract())
+    model = LanguageModel(net, tok).to(device)
+    no_wd = lambda n, p: p.ndim < 2 or "pos_embed" in n  # noqa: E731
+    opt = torch.optim.AdamW([
+        {"params": [p for n, p in net.named_parameters() if not no_wd(n, p)], "weight_decay": opts["weight_decay"]},
+        {"params": [p for n, p in net.named_parameters() if no_wd(n, p)], "weight_decay": 0.0}], lr=opts["lr"])
+    bs, epochs = opts["batch_size"], opts["epochs"]
+    steps_per_epoch = math.ceil(n_seq / bs)
+    total = epochs * steps_per_epoch
+    warmup = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
+    gen = torch.Generator().manual_seed(args.seed)
+    offsets = torch.arange(context)
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n_seq, generator=gen)
+        loss_sum, correct, count = 0.0, 0, 0
+        for s in range(steps_per_epoch):
+            idx = perm[s * bs : (s + 1) * bs, None] * context + offsets[None]
+            x, y = seqs[idx].to(device), seqs[idx + 1].to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * y.numel()
+            correct += int((logits.argmax(-1) == y).sum())
+            count += y.numel()
+        stats = EpochStats(epoch + 1, epochs, loss_sum / count, correct / count)
+        history.append(stats)
+        if on_epoch:
+            on_epoch(stats)
+    model.eval()
+    res = perplexity(model, tok.stream(test_lines), context, device=device)
+    net = net.cpu()
+    card.training = {
+        "dataset": str(args.data), "dataset_sha256": sha256_file(args.data), "split": "train", "n": int(n_seq * context),
+        "unit": "tokens", "train_tokens": args.train_tokens, "seed": args.seed, "epochs": epochs,
+        "context": context, "vocab": f"<unk>, <eos> and the {len(tok) - 2} most frequent training words",
+        "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, {warmup} warmup steps",
+        "batch_size": bs, "tied_embeddings": True,
+        "command": command or f"robench train --task lm --data {args.data} --eval-data {args.eval_data} --variant {args.variant} --seed {args.seed}",
+        "robench_version": __version__, "torch_version": torch.__version__,
+    }
+    card.evaluation = {
+        "dataset": str(args.eval_data), "split": "test", "dataset_sha256": sha256_file(args.eval_data),
+        "n": res.n, "unit": "tokens", "perplexity": round(res.ppl, 6), "stride": max(context // 2, 1),
+    }
+    digest = save_checkpoint(net, card, out)
+    out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
+    return TrainResult(out_path, card, digest, res.ppl, time.perf_counter() - start, history)
