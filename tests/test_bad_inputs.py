@@ -239,6 +239,19 @@ def test_ctrl_c_exits_130_with_one_line_and_no_export(tmp_path):
     assert list(out.glob("*.journal"))  # what was done is kept for the resume
 
 
+def test_a_bug_is_one_line_exit_1(monkeypatch, capsys):
+    """Anything that is not bad input is a bug: one line naming it, exit 1, the traceback on demand."""
+    import robench.evaluate
+
+    def broken(*args, **kwargs):
+        raise ValueError("something robench did not expect")
+
+    monkeypatch.setattr(robench.evaluate, "evaluate", broken)
+    code, _, err = run_inprocess(["evaluate", "digits-vit-sa"], capsys)
+    assert_one_line_error(subprocess.CompletedProcess([], code, "", err), "internal error: ValueError: something robench did not expect", 1)
+    assert "ROBENCH_DEBUG=1" in err
+
+
 def test_model_in_training_mode_is_refused():
     from robench.errors import RobenchError
     from robench.evaluate import EvaluateArgs, evaluate

@@ -56,7 +56,7 @@ def main() -> None:
     except click_exc.UsageError as e:  # unknown command/option, a value of the wrong type
         where = e.ctx.command_path if e.ctx else "robench"
         raise SystemExit(fail(f"{e.format_message()} (see '{where} --help')").exit_code) from None
-    except (KeyboardInterrupt, click_exc.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         code = 130
     except Exception as e:  # a bug: keep the one-line contract, offer the traceback on demand
         if os.environ.get("ROBENCH_DEBUG"):
