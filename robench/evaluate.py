@@ -22,10 +22,10 @@ from robench.distributed import Shard, gather_max, gather_records, init_from_env
 from robench.errors import RobenchError
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
-from robench.results.records import Record, summarize, write_records
+from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
 from robench.results.stats import mcnemar_exact, wilson_interval
-from robench.results.store import RecordStore, records_path
+from robench.results.store import RecordStore
 from robench.runner import attack_records, check_modality
 from robench.sanity import Flag, attach, model_flags, row_flags
 from robench.threats.base import Threat
@@ -210,12 +210,6 @@ def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Reco
             r.mce = relative_mce(results, r.model, baseline, parts)
         else:
             r.mcnemar_p = mcnemar_exact(only_mine, only_base)
-
-
-def write_out(out: Path | None, model: str, spec: str, records: list[Record]) -> None:
-    """Per-example records of one (model, threat) as JSONL under ``--out`` (atomically)."""
-    if out is not None:
-        write_records(records_path(out, model, spec), records)
 
 
 def load_spec(spec: str, args: RunArgs, device: torch.device) -> LoadedModel:

@@ -58,3 +58,17 @@ def sha256_file(path: Path | str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_text_file(path: Path | str, what: str) -> str:
+    """A UTF-8 text file's content; missing, a directory or not UTF-8 -> one-line RobenchError
+    naming ``what`` (e.g. "dataset file")."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RobenchError(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise RobenchError(f"{what} {path} is a directory; give a text file") from None
+    except UnicodeDecodeError as e:
+        raise RobenchError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None

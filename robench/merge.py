@@ -18,7 +18,7 @@ from robench.distributed import SHARD_DIR
 from robench.errors import RobenchError
 from robench.results.records import Record, read_records
 from robench.results.schema import ResultRow, read_rows
-from robench.results.store import ROWS_FILE, RecordStore, _differences, records_path
+from robench.results.store import ROWS_FILE, RecordStore, config_differences, records_path
 from robench.sanity import Flag, attach, row_flags
 
 CLEAN = "none"
@@ -73,7 +73,7 @@ def check_shards(shards: list[ShardDir]) -> list[ShardDir]:
     for s in shards:
         if s.count != first.count:
             raise RobenchError(f"{s.path} is shard {s.index}/{s.count} but {first.path} is one of {first.count}; merge shards of one run")
-        diff = _differences(_run_config(first), _run_config(s))
+        diff = config_differences(_run_config(first), _run_config(s))
         if diff:
             raise RobenchError(f"{s.path} belongs to another run than {first.path} ({'; '.join(diff[:3])})")
         if s.index in by_index:

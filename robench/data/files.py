@@ -15,6 +15,7 @@ import torch
 
 from robench.data.base import TEXT, Dataset, content_sha256
 from robench.errors import RobenchError
+from robench.fileio import read_text_file
 
 TEXT_COLUMNS = ("sentence", "text", "content", "review")
 SUFFIXES = (".tsv", ".csv")
@@ -23,12 +24,7 @@ SUFFIXES = (".tsv", ".csv")
 def load_table(path: Path, columns: dict[str, str | None] | None = None) -> Dataset:
     """Load a CSV/TSV text-classification file (``columns``: explicit text/label column names)."""
     columns = columns or {}
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RobenchError(f"dataset file {path} not found") from None
-    except UnicodeDecodeError:
-        raise RobenchError(f"dataset file {path} is not UTF-8 text") from None
+    raw = read_text_file(path, "dataset file")
     if path.suffix == ".tsv":
         reader = csv.reader(io.StringIO(raw), delimiter="\t", quoting=csv.QUOTE_NONE)
     else:

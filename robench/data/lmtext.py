@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from robench.errors import RobenchError
+from robench.fileio import read_text_file
 
 UNK, EOS = "<unk>", "<eos>"
 KIND = "robench-lm-whitespace"
@@ -23,16 +24,7 @@ KIND = "robench-lm-whitespace"
 
 def read_lines(path: Path | str, what: str = "token file") -> list[str]:
     """The lines of a UTF-8 text file; a missing, unreadable or wordless file is a one-line error."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RobenchError(f"{what} {path} not found") from None
-    except IsADirectoryError:
-        raise RobenchError(f"{what} {path} is a directory; give a text file") from None
-    except UnicodeDecodeError as e:
-        raise RobenchError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    lines = text.splitlines()
+    lines = read_text_file(path, what).splitlines()
     if not any(line.split() for line in lines):
         raise RobenchError(f"{what} {path} holds no words; give a text file with one paragraph per line")
     return lines

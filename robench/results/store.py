@@ -106,7 +106,8 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _differences(old: dict, new: dict) -> list[str]:
+def config_differences(old: dict, new: dict) -> list[str]:
+    """``key: old there vs new now`` for every key whose value differs."""
     keys = sorted(set(old) | set(new))
     return [f"{k}: {json.dumps(old.get(k))} there vs {json.dumps(new.get(k))} now" for k in keys if old.get(k) != new.get(k)]
 
@@ -135,7 +136,7 @@ class RecordStore:
             except ValueError:
                 raise RobenchError(f"--out {out}: run.json is not valid JSON; remove it or choose another --out") from None
             if old.get("config_hash") != self.config["config_hash"]:
-                diff = _differences({k: v for k, v in old.items() if k != "config_hash"}, config)
+                diff = config_differences({k: v for k, v in old.items() if k != "config_hash"}, config)
                 raise RobenchError(
                     f"--out {out} holds records of a different run ({'; '.join(diff[:3]) or 'config differs'}); "
                     "rerun the same command to resume it, or choose another --out"
