@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from robench.cli.app import app, err_console, out_console
-from robench.cli.options import run_options
+from robench.cli.options import CsvExport, JsonExport, MarkdownExport, run_options
 from robench.cli.evaluate_cmd import check_export_paths, warn, write_exports
 
 
@@ -33,9 +33,9 @@ def attack(
     model: str = typer.Argument(..., help="Zoo name or checkpoint path."),
     threat: str = typer.Option(..., "--threat", help="Threat spec, e.g. pgd:eps=8/255,steps=20 (see `robench threats`)."),
     save_adv: Optional[Path] = typer.Option(None, "--save-adv", help="Write adversarial images, labels, predictions (safetensors)."),
-    csv: Optional[Path] = typer.Option(None, "--csv"),
-    json_: Optional[Path] = typer.Option(None, "--json"),
-    markdown: Optional[Path] = typer.Option(None, "--markdown"),
+    csv: CsvExport = None,
+    json_: JsonExport = None,
+    markdown: MarkdownExport = None,
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     run: dict = None,
 ) -> None:

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from robench.cli.app import app, err_console, out_console
-from robench.cli.options import run_options
+from robench.cli.options import CsvExport, JsonExport, MarkdownExport, run_options
 
 
 def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
@@ -68,9 +68,9 @@ def evaluate(
     suite: str = typer.Option("default", "--suite", help="Threat suite: a name in attacks/ (default, paper, clean) or a .toml path."),
     threat: Optional[List[str]] = typer.Option(None, "--threat", help="Ad-hoc threat spec (repeatable); replaces the suite."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model to compare against: paired difference + exact McNemar p."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Export rows as CSV ('-' for stdout)."),
-    json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout: machine output)."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
+    csv: CsvExport = None,
+    json_: JsonExport = None,
+    markdown: MarkdownExport = None,
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: the leaderboard as grouped bars with 95% error bars."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
     run: dict = None,

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import typer
 
 from robench.cli.app import app, out_console
+from robench.cli.options import CsvExport, JsonExport, MarkdownExport
 from robench.cli.evaluate_cmd import check_export_paths, write_exports
 
 
 @app.command()
 def leaderboard(
     paths: List[Path] = typer.Argument(..., help="Result files written by --csv/--json (or JSONL)."),
-    csv: Optional[Path] = typer.Option(None, "--csv"),
-    json_: Optional[Path] = typer.Option(None, "--json"),
-    markdown: Optional[Path] = typer.Option(None, "--markdown"),
+    csv: CsvExport = None,
+    json_: JsonExport = None,
+    markdown: MarkdownExport = None,
 ) -> None:
     """Show stored results as a leaderboard; optionally re-export them."""
     from robench.render import leaderboard_tables

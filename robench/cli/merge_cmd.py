@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from robench.cli.app import app, out_console
+from robench.cli.options import CsvExport, JsonExport, MarkdownExport
 from robench.cli.evaluate_cmd import check_export_paths, warn, write_exports
 
 
@@ -16,9 +17,9 @@ def merge(
     dirs: List[Path] = typer.Argument(..., help="--out DIR of the shards (holding shard-i-of-n folders), or shard folders."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the merged per-example records and rows.json here."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model to compare against: paired difference + exact McNemar p."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Export rows as CSV ('-' for stdout)."),
-    json_: Optional[Path] = typer.Option(None, "--json", help="Export rows as JSON ('-' for stdout)."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Export rows as a Markdown table."),
+    csv: CsvExport = None,
+    json_: JsonExport = None,
+    markdown: MarkdownExport = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table."),
 ) -> None:
     """Combine the shards of one run, refusing mismatched configs, missing shards and double counting."""

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 
 _P = inspect.Parameter
+
+# The row exports every command that produces result rows takes (evaluate, attack, merge, leaderboard).
+CsvExport = Annotated[Optional[Path], typer.Option("--csv", help="Export rows as CSV ('-' for stdout).")]
+JsonExport = Annotated[Optional[Path], typer.Option("--json", help="Export rows as JSON ('-' for stdout: machine output).")]
+MarkdownExport = Annotated[Optional[Path], typer.Option("--markdown", help="Export rows as a Markdown table.")]
 RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("dataset", Annotated[Optional[str], typer.Option("--dataset", help="Dataset name or source (default: the model card's).")], None),
     ("split", Annotated[str, typer.Option("--split", help="Dataset split.")], "test"),
@@ -49,7 +55,10 @@ def _run_kwargs(values: dict[str, Any]) -> dict[str, Any]:
 def run_options(fn: Callable) -> Callable:
     """Give ``fn`` the shared options; it receives them as ``run`` (RunArgs keyword arguments)."""
     sig = inspect.signature(fn)
-    own = [p for name, p in sig.parameters.items() if name != "run"]
+    # The command's own annotations resolved to objects (they are strings under `from __future__
+    # import annotations`), keeping Annotated metadata such as the shared CsvExport option.
+    hints = typing.get_type_hints(fn, include_extras=True)
+    own = [p.replace(annotation=hints.get(name, p.annotation)) for name, p in sig.parameters.items() if name != "run"]
     extra = [_P(name, _P.KEYWORD_ONLY, default=default, annotation=ann) for name, ann, default in RUN_OPTIONS]
     names = [name for name, _, _ in RUN_OPTIONS]
 
@@ -59,6 +68,6 @@ def run_options(fn: Callable) -> Callable:
         return fn(*args, **kwargs, run=_run_kwargs(run))
 
     wrapper.__signature__ = sig.replace(parameters=own + extra)
-    wrapper.__annotations__ = {**{k: v for k, v in fn.__annotations__.items() if k != "run"},
+    wrapper.__annotations__ = {**{k: v for k, v in hints.items() if k != "run"},
                                **{name: ann for name, ann, _ in RUN_OPTIONS}}
     return wrapper
