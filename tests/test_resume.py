@@ -66,7 +66,14 @@ def _progress(out: Path) -> int:
     """Record lines written so far (finished files and journals)."""
     if not out.is_dir():
         return 0
-    return sum(p.read_bytes().count(b"\n") for p in out.iterdir() if p.name.endswith((".jsonl", ".journal")))
+    lines = 0
+    for p in out.iterdir():
+        if p.name.endswith((".jsonl", ".journal")):
+            try:
+                lines += p.read_bytes().count(b"\n")
+            except FileNotFoundError:  # the running process just finished this journal and removed it
+                pass
+    return lines
 
 
 def _without_timing(rows: list[dict]) -> list[dict]:
