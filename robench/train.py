@@ -36,6 +36,25 @@ TASKS: dict[str, dict] = {
     "wordnet-topics": dict(family="text", epochs=20, embed_dim=48, depth=2, num_heads=4, mlp_ratio=2.0,
                            lr=2e-3, weight_decay=0.05, batch_size=64, max_vocab=2000, max_length=32),
 }
+# Defaults for an image source given as --task (an MNIST idx file or a DIR/CLASS/*.png tree, optionally
+# sliced: SOURCE[a:b]); img_size comes from the images, patch_size defaults to a 4 x 4 patch grid.
+IMAGE_SOURCE_DEFAULTS = dict(family="vit", epochs=10, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
+                             lr=2e-3, weight_decay=0.05, batch_size=64, patch_size=None)
+
+
+def source_kind(task: str) -> str | None:
+    """``"text"`` for a .tsv/.csv table, ``"image"`` for an idx file or an image folder (either may be
+    sliced, ``SOURCE[a:b]``), ``None`` for anything else (an embedded task name, ``lm``)."""
+    from robench.data.images import is_idx_images
+    from robench.data.registry import parse_slice
+
+    sliced = parse_slice(task)
+    base = sliced[0] if sliced else task
+    if base.endswith(FILE_SUFFIXES):
+        return "text"
+    if is_idx_images(base) or (base not in TASKS and base != "lm" and Path(base).is_dir()):
+        return "image"
+    return None
 
 
 @dataclass
@@ -58,10 +77,12 @@ class TrainArgs:
     # --task lm: the training token file (--eval-data is the test file) and an optional token limit.
     data: str | None = None
     train_tokens: int | None = None
+    # Image tasks: side of a square patch in pixels (must divide the image side).
+    patch_size: int | None = None
 
     @property
     def is_file_task(self) -> bool:
-        return self.task.endswith(FILE_SUFFIXES)
+        return source_kind(self.task) is not None
 
     def resolved(self) -> dict:
         if self.task == "lm":
@@ -76,12 +97,17 @@ class TrainArgs:
             raise RobenchError("--data and --train-tokens are for --task lm (a classification file is given as --task FILE)")
         elif self.is_file_task:
             if not self.eval_data:
-                raise RobenchError("training on a data file needs --eval-data PATH (the held-out file to measure accuracy on)")
-            defaults = TASKS["wordnet-topics"]  # text-table tasks use the text family's defaults
+                raise RobenchError("training on a data file needs --eval-data PATH (the held-out file to measure accuracy "
+                                   "on; an idx file can be split with slices: --task FILE[:8000] --eval-data FILE[8000:])")
+            # text tables use the text family's defaults
+            defaults = TASKS["wordnet-topics"] if source_kind(self.task) == "text" else IMAGE_SOURCE_DEFAULTS
         elif self.task not in TASKS:
-            raise RobenchError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}, lm or a .tsv/.csv file")
+            raise RobenchError(f"unknown task {self.task!r}; choose one of: {', '.join(TASKS)}, lm, a .tsv/.csv file, "
+                               "an MNIST idx file or an image folder")
         else:
             defaults = TASKS[self.task]
+        if self.patch_size is not None and (self.patch_size < 1 or "patch_size" not in defaults):
+            raise RobenchError(f"--patch-size is for image tasks and must be >= 1, got {self.patch_size} for task {self.task!r}")
         variant_parts(self.variant)
         if self.train_examples is not None and self.train_examples < 1:
             raise RobenchError(f"--train-examples must be >= 1, got {self.train_examples}")
@@ -92,6 +118,8 @@ class TrainArgs:
         for k in ("epochs", "embed_dim", "depth", "num_heads", "batch_size"):
             if int(opts[k]) < 1:
                 raise RobenchError(f"--{k.replace('_', '-')} must be >= 1, got {opts[k]}")
+        if opts.get("img_size") and opts["img_size"] % opts["patch_size"]:
+            raise RobenchError(f"--patch-size must divide the image side {opts['img_size']}, got {opts['patch_size']}")
         if not opts["lr"] > 0:
             raise RobenchError(f"--lr must be > 0, got {opts['lr']}")
         return opts
@@ -113,6 +141,18 @@ class TrainResult:
     test_accuracy: float
     seconds: float
     history: list[EpochStats] = field(default_factory=list)
+
+
+def image_geometry(train_x: torch.Tensor, test_x: torch.Tensor, patch_size: int | None) -> dict[str, int]:
+    """``img_size``/``patch_size`` for images of one square size (patches: 4 x 4 grid unless given)."""
+    h, w = train_x.shape[-2:]
+    if h != w or tuple(test_x.shape[-2:]) != (h, w):
+        raise RobenchError(f"training needs square images of one size; got {h}x{w} (train) and "
+                           f"{test_x.shape[-2]}x{test_x.shape[-1]} (evaluation)")
+    patch = patch_size or (h // 4 if h % 4 == 0 else None)
+    if not patch or h % patch:
+        raise RobenchError(f"--patch-size must divide the image side {h}; pass one (e.g. --patch-size {h})")
+    return {"img_size": h, "patch_size": patch}
 
 
 def _batches_of(ds: Dataset, idx: torch.Tensor, tokenizer: WordTokenizer | None):
@@ -148,6 +188,8 @@ def train(
     if train_ds.task == IMAGE:
         x = train_ds.inputs
         c = x.shape[1]
+        if "img_size" not in opts:  # an image source: the architecture follows the images
+            opts.update(image_geometry(x, test_ds.inputs, opts["patch_size"]))
         mean = x.transpose(0, 1).reshape(c, -1).mean(1).tolist()
         std = x.transpose(0, 1).reshape(c, -1).std(1).tolist()
         cfg = ArchConfig(family=opts["family"], img_size=opts["img_size"], patch_size=opts["patch_size"], in_chans=c, **arch_common)

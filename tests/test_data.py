@@ -103,3 +103,22 @@ def test_wilson_matches_scipy(k, n):
     lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(ci.low, abs=1e-9)
     assert hi == pytest.approx(ci.high, abs=1e-9)
+
+
+def test_dataset_slices_keep_ids_and_hash_the_slice():
+    from robench.data.base import content_sha256
+    from robench.data.registry import load_dataset, parse_slice
+
+    assert parse_slice("a.gz[:8000]") == ("a.gz", None, 8000)
+    assert parse_slice("a.gz[8000:]") == ("a.gz", 8000, None)
+    assert parse_slice("a.gz[-5:-1]") == ("a.gz", -5, -1)
+    assert parse_slice("digits") is None and parse_slice("x[1]") is None
+    full = load_dataset("digits")
+    part = load_dataset("digits[10:20]")
+    tail = load_dataset("digits[-3:]")
+    assert part.name == "digits[10:20]" and part.ids == full.ids[10:20] and len(part) == 10
+    assert torch.equal(part.inputs, full.inputs[10:20]) and torch.equal(part.targets, full.targets[10:20])
+    assert part.sha256 == content_sha256(full.inputs[10:20], full.targets[10:20]) != full.sha256
+    assert tail.ids == full.ids[-3:]
+    with pytest.raises(RobenchError, match=r"slice 'digits\[500:600\]' is empty: 'digits' has 359 examples"):
+        load_dataset("digits[500:600]")

@@ -66,3 +66,49 @@ def test_train_bad_input_exit_2(tmp_path, cli, args, fragment):
 def test_train_missing_output_dir_exit_2(tmp_path, cli):
     proc = cli("train", "--task", "digits", "--variant", "sa", "--out", str(tmp_path / "no" / "x.safetensors"), *TINY)
     assert_one_line_error(proc, "does not exist")
+
+
+def test_train_on_sliced_idx_file_holds_out_the_rest(tmp_path, cli):
+    """MNIST idx as a task: FILE[:k] trains, FILE[k:] evaluates; geometry from the images; the card
+    points evaluate at the held-out slice, and the recorded accuracy is what evaluate measures."""
+    from conftest import SHARED_DATA
+
+    src = SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
+    if not src.exists():
+        pytest.skip("../shared/data/mnist is not beside the repository")
+    out = tmp_path / "m-s0.safetensors"
+    proc = cli("train", "--task", f"{src}[:300]", "--eval-data", f"{src}[9900:]", "--variant", "bsa",
+               "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads(out.with_suffix(".json").read_text())
+    arch = card["architecture"]
+    assert (arch["img_size"], arch["patch_size"], arch["in_chans"], arch["num_classes"]) == (28, 7, 1, 10)
+    assert card["training"]["n"] == 300 and card["training"]["dataset"] == f"{src}[:300]"
+    assert card["evaluation"]["dataset"] == f"{src}[9900:]" and card["evaluation"]["n"] == 100
+    proc = cli("evaluate", str(out), "--suite", "clean", "--device", "cpu", "--csv", "-")
+    assert proc.returncode == 0, proc.stderr
+    row = proc.stdout.splitlines()[1].split(",")
+    assert row[3] == f"{src}[9900:]" and row[5] == "100"
+    assert float(row[7]) == pytest.approx(card["evaluation"]["clean_accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "task,extra,fragment",
+    [
+        ("{src}[:300]", [], "needs --eval-data"),
+        ("{src}[:300]", ["--eval-data", "{src}[9900:]", "--patch-size", "5"], "--patch-size must divide the image side 28"),
+        ("wordnet-topics", ["--patch-size", "2"], "--patch-size is for image tasks"),
+        ("digits", ["--patch-size", "3"], "--patch-size must divide the image side 8, got 3"),
+        ("{src}[20000:]", ["--eval-data", "{src}[9900:]"], "is empty"),
+    ],
+)
+def test_train_image_source_bad_input_exit_2(tmp_path, cli, task, extra, fragment):
+    from conftest import SHARED_DATA
+
+    src = SHARED_DATA / "mnist" / "t10k-images-idx3-ubyte.gz"
+    if not src.exists():
+        pytest.skip("../shared/data/mnist is not beside the repository")
+    fill = [a.format(src=src) for a in ["--task", task, *extra]]
+    proc = cli("train", *fill, "--variant", "sa", "--out", str(tmp_path / "x.safetensors"), "--quiet")
+    assert_one_line_error(proc, fragment)
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ from robench.cli.app import app, err_console, out_console
 
 @app.command()
 def train(
-    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, a text table (.tsv/.csv with a text and a label column), or lm (a causal language model on --data)."),
+    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, a text table (.tsv/.csv with a text and a label column), an MNIST idx file or image folder (slices: FILE[:8000]), or lm (a causal language model on --data)."),
     variant: str = typer.Option(..., "--variant", help="sa, bsa, grc or bsa-grc."),
     out: Path = typer.Option(..., "--out", help="Output checkpoint path (NAME.safetensors; NAME.json is written beside)."),
     seed: int = typer.Option(0, "--seed"),
@@ -29,6 +29,7 @@ def train(
     train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Train on a seeded stratified sample of this size."),
     data: Optional[str] = typer.Option(None, "--data", help="--task lm: the training token file (one paragraph per line, e.g. wiki.valid.tokens)."),
     train_tokens: Optional[int] = typer.Option(None, "--train-tokens", help="--task lm: train on the first N tokens of --data only."),
+    patch_size: Optional[int] = typer.Option(None, "--patch-size", help="Image tasks: patch side in pixels (default: a 4 x 4 grid)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a model deterministically and write NAME.safetensors + NAME.json."""
@@ -43,7 +44,7 @@ def train(
         raise RobenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
     args = TrainArgs(task=task, variant=variant, seed=seed, epochs=epochs, embed_dim=embed_dim, depth=depth,
                      num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev), eval_data=eval_data,
-                     train_examples=train_examples, data=data, train_tokens=train_tokens)
+                     train_examples=train_examples, data=data, train_tokens=train_tokens, patch_size=patch_size)
     command = shlex.join(["robench", *sys.argv[1:]])
     if task == "lm":  # bad files fail before the progress bar shows
         from robench.lm_train import read_files

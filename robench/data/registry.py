@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Callable
 
-from robench.data.base import Dataset
+from robench.data.base import Dataset, content_sha256
 from robench.errors import RobenchError
 
 Loader = Callable[[str], Dataset]
@@ -38,7 +40,20 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
     ``file.tsv``/``file.csv`` (text tables), ``*-images-idx3-ubyte[.gz]`` (MNIST idx), an image folder
     (``DIR/CLASS/*.png``), a ``save_to_disk`` folder, ``file.json[l]``/``file.parquet``, ``hf:NAME[:CONFIG]``
     (hub, online only) and ``--save-adv`` files. ``columns`` names the text/label/image columns of tables.
+
+    Any of these may end in a slice of positions, ``SOURCE[a:b]`` (Python slice bounds, either may be
+    left out), e.g. ``t10k-images-idx3-ubyte.gz[:8000]`` to train and ``[8000:]`` to evaluate: example
+    ids stay those of the whole source, and the content hash is that of the slice.
     """
+    sliced = parse_slice(name)
+    if sliced is not None:
+        base, lo, hi = sliced
+        ds = load_dataset(base, split, columns)
+        kept = range(len(ds))[lo:hi]
+        if len(kept) == 0:
+            raise RobenchError(f"dataset slice {name!r} is empty: {base!r} has {len(ds)} examples")
+        part = ds.subset(kept)
+        return _non_empty(replace(part, name=name, sha256=content_sha256(part.inputs, part.targets)), split)
     from pathlib import Path
 
     _ensure_builtin()
@@ -72,6 +87,18 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
     except KeyError:
         raise RobenchError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(_DATASETS))}") from None
     return _non_empty(loader(split), split)
+
+
+_SLICE = re.compile(r"^(?P<base>.+)\[(?P<lo>-?\d*):(?P<hi>-?\d*)\]$")
+
+
+def parse_slice(name: str) -> tuple[str, int | None, int | None] | None:
+    """``SOURCE[a:b]`` -> ``(SOURCE, a, b)`` (``None`` for an omitted bound); other names -> ``None``."""
+    m = _SLICE.match(name)
+    if m is None:
+        return None
+    lo, hi = m["lo"], m["hi"]
+    return m["base"], int(lo) if lo else None, int(hi) if hi else None
 
 
 def _non_empty(ds: Dataset, split: str) -> Dataset:
