@@ -1,0 +1,185 @@
+"""Aggregate result rows over training seeds: mean, spread and paired comparisons with a baseline.
+
+A multi-seed study trains each variant with several seeds and evaluates each seed's models (for
+example ``results/studies/*.sh``: files ``seed-K.csv`` whose models are named ``PREFIX-VARIANT-sK``).
+:func:`aggregate_seeds` groups the rows by model name without its seed suffix and by threat, and
+gives per group the seeds' values (every seed, none dropped), their mean, sample standard deviation
+and range, and against the ``baseline`` group the per-seed paired difference (same seed, same
+threat), its mean and spread, how many seeds favour the model, a paired t-test over seeds and the
+per-seed exact McNemar p-values found in the rows (present when each seed was evaluated with
+``--baseline``; they test the examples of one seed, the t-test the seed-to-seed variation).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import statistics
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Optional, Sequence
+
+from robench.errors import RobenchError
+from robench.results.schema import ResultRow
+
+SEED_PATTERN = r"^(?P<group>.+)-s(?P<seed>\d+)$"
+
+
+@dataclass
+class SeedSummary:
+    """One (model group, threat) over seeds; ``metric`` says what the values are (see ResultRow)."""
+
+    group: str
+    threat: str
+    metric: str
+    dataset: str
+    n: int
+    seeds: str  # the seeds, "/"-joined in ascending order
+    values: str  # attacked metric per seed, same order
+    mean: float
+    sd: float  # sample standard deviation over seeds (0 for one seed)
+    min: float
+    max: float
+    clean_mean: float
+    baseline: str = ""
+    delta_mean: Optional[float] = None  # mean over seeds of (this - baseline), same seed and threat
+    delta_sd: Optional[float] = None
+    seeds_better: Optional[int] = None  # seeds where this beats the baseline (higher accuracy / lower perplexity)
+    ttest_p: Optional[float] = None  # two-sided paired t-test over seeds (None below 2 seeds or for zero spread)
+    mcnemar_p: str = ""  # per-seed exact McNemar p vs that seed's baseline, "/"-joined ("" when not evaluated)
+
+
+SUMMARY_COLUMNS = [f.name for f in fields(SeedSummary)]
+
+
+def split_seed(model: str, pattern: str = SEED_PATTERN) -> tuple[str, int]:
+    """``mnist-bsa-s2`` -> ``("mnist-bsa", 2)`` (``pattern`` needs named groups ``group`` and ``seed``)."""
+    m = re.match(pattern, model)
+    if m is None:
+        raise RobenchError(f"model name {model!r} has no seed suffix matching {pattern!r}; name checkpoints "
+                           "like NAME-s0.safetensors or pass --seed-pattern")
+    return m["group"], int(m["seed"])
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
+                    pattern: str = SEED_PATTERN) -> list[SeedSummary]:
+    """Summaries per (model group, threat), in first-seen order; see the module docstring."""
+    from scipy import stats
+
+    table: dict[tuple[str, str], dict[int, ResultRow]] = OrderedDict()
+    for r in rows:
+        group, seed = split_seed(r.model, pattern)
+        cell = table.setdefault((group, r.threat), {})
+        if seed in cell:
+            raise RobenchError(f"{r.model} under {r.threat} appears twice; give each (model, threat) once")
+        cell[seed] = r
+    groups = list(dict.fromkeys(g for g, _ in table))
+    if baseline is not None and baseline not in groups:
+        raise RobenchError(f"--baseline {baseline!r} is not a model group here; groups: {', '.join(groups)}")
+    out = []
+    for (group, threat), by_seed in table.items():
+        seeds = sorted(by_seed)
+        first = by_seed[seeds[0]]
+        if len({by_seed[s].metric for s in seeds}) > 1 or len({(by_seed[s].dataset, by_seed[s].n) for s in seeds}) > 1:
+            raise RobenchError(f"{group} under {threat}: the seeds were evaluated on different data or metrics")
+        vals = [by_seed[s].attacked_acc for s in seeds]
+        summary = SeedSummary(
+            group=group, threat=threat, metric=first.metric, dataset=first.dataset, n=first.n,
+            seeds="/".join(map(str, seeds)), values="/".join(f"{v:.6g}" for v in vals),
+            mean=_round(statistics.fmean(vals)), sd=_round(statistics.stdev(vals)) if len(vals) > 1 else 0.0,
+            min=min(vals), max=max(vals), clean_mean=_round(statistics.fmean(by_seed[s].clean_acc for s in seeds)),
+        )
+        base = table.get((baseline, threat)) if baseline is not None else None
+        if base is not None and group != baseline:
+            if set(base) != set(seeds):
+                raise RobenchError(f"{group} under {threat} has seeds {seeds} but baseline {baseline} has {sorted(base)}; "
+                                   "pair equal seeds")
+            mine, theirs = vals, [base[s].attacked_acc for s in seeds]
+            deltas = [a - b for a, b in zip(mine, theirs)]
+            lower_better = first.metric == "perplexity"
+            summary.baseline = baseline
+            summary.delta_mean = _round(statistics.fmean(deltas))
+            summary.delta_sd = _round(statistics.stdev(deltas)) if len(deltas) > 1 else 0.0
+            summary.seeds_better = sum((d < 0) if lower_better else (d > 0) for d in deltas)
+            if len(deltas) > 1 and statistics.pstdev(deltas) > 0:
+                summary.ttest_p = _round(float(stats.ttest_rel(mine, theirs).pvalue))
+            ps = [by_seed[s].mcnemar_p for s in seeds]
+            if all(p is not None for p in ps):
+                summary.mcnemar_p = "/".join(f"{p:.3g}" for p in ps)
+        out.append(summary)
+    return out
+
+
+def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for s in summaries:
+        w.writerow(asdict(s))
+    return buf.getvalue()
+
+
+def _fmt(s: SeedSummary, x: float) -> str:
+    return f"{x:.1f}" if s.metric == "perplexity" else f"{100 * x:.1f}"
+
+
+def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
+    """One table per dataset: mean ± sd over seeds (%, or perplexity), range, and the baseline comparison."""
+    lines = []
+    for dataset, n in dict.fromkeys((s.dataset, s.n) for s in summaries):
+        part = [s for s in summaries if (s.dataset, s.n) == (dataset, n)]
+        metric = "perplexity (lower is better)" if part[0].metric == "perplexity" else "accuracy % (higher is better)"
+        base = next((s.baseline for s in part if s.baseline), "")
+        lines += [f"**{dataset}** (n={part[0].n}), {metric}; mean ± sample sd over seeds {part[0].seeds}"
+                  + (f"; Δ = model − {base} of the same seed" if base else ""), "",
+                  "| model | threat | mean ± sd | per seed | Δ vs baseline (mean ± sd) | seeds better | t-test p | McNemar p per seed |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for s in part:
+            per_seed = " / ".join(_fmt(s, float(v)) for v in s.values.split("/"))
+            delta = "" if s.delta_mean is None else f"{_fmt(s, s.delta_mean)} ± {_fmt(s, s.delta_sd or 0.0)}"
+            better = "" if s.seeds_better is None else f"{s.seeds_better}/{len(s.seeds.split('/'))}"
+            tp = "" if s.ttest_p is None else f"{s.ttest_p:.3g}"
+            lines.append(f"| {s.group} | {s.threat} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
+                         f"{better} | {tp} | {s.mcnemar_p} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
+    """Grouped bars (mean over seeds) per threat, one bar per model group, a dot per seed; one panel per dataset."""
+    from robench.plots import _figure, _save
+    from robench.render import short_threat
+
+    plt = _figure()
+    datasets = list(dict.fromkeys((s.dataset, s.n) for s in summaries))
+    fig, axes = plt.subplots(len(datasets), 1, figsize=(max(6.4, 1.1 * max(
+        len({s.threat for s in summaries if (s.dataset, s.n) == d}) for d in datasets) + 2), 3.8 * len(datasets)), squeeze=False)
+    for ax, dataset in zip(axes[:, 0], datasets):
+        part = [s for s in summaries if (s.dataset, s.n) == dataset]
+        threats = list(dict.fromkeys(s.threat for s in part))
+        groups = list(dict.fromkeys(s.group for s in part))
+        width = 0.8 / len(groups)
+        scale = 1.0 if part[0].metric == "perplexity" else 100.0
+        for gi, group in enumerate(groups):
+            cells = {s.threat: s for s in part if s.group == group}
+            xs = [ti + (gi - (len(groups) - 1) / 2) * width for ti, t in enumerate(threats) if t in cells]
+            ss = [cells[t] for t in threats if t in cells]
+            ax.bar(xs, [scale * s.mean for s in ss], width, label=group, alpha=0.75)
+            for x, s in zip(xs, ss):
+                ys = [scale * float(v) for v in s.values.split("/")]
+                ax.plot([x] * len(ys), ys, "o", color="black", markersize=2.5)
+        ax.set_xticks(range(len(threats)))
+        ax.set_xticklabels([short_threat(t) for t in threats], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("perplexity (lower is better)" if scale == 1.0 else "accuracy (%), higher is better")
+        ax.set_title(f"{Path(dataset[0]).name} (n={part[0].n}): mean over seeds {part[0].seeds}, dots = seeds", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig

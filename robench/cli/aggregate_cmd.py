@@ -1,0 +1,60 @@
+"""``robench aggregate``: mean and spread over training seeds, paired against a baseline model group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from robench.cli.app import app, err_console, out_console
+
+
+@app.command()
+def aggregate(
+    paths: List[Path] = typer.Argument(..., help="Result files (--csv/--json exports) of the seeds' evaluations."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model group (name without its seed suffix) to compare with, seed by seed."),
+    seed_pattern: str = typer.Option(r"^(?P<group>.+)-s(?P<seed>\d+)$", "--seed-pattern",
+                                     help="Regex with named groups 'group' and 'seed' splitting a model name."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="One row per (model group, threat)."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Markdown tables (one per dataset)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: bars of the mean, a dot per seed."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table."),
+) -> None:
+    """Aggregate evaluations of several training seeds: mean ± sd, range, paired differences and tests."""
+    import re
+
+    from rich.table import Table
+
+    from robench.aggregate import aggregate_seeds, plot_summaries, summaries_csv, summaries_markdown
+    from robench.cli.evaluate_cmd import check_export_paths
+    from robench.errors import RobenchError
+    from robench.fileio import atomic_write_text
+    from robench.plots import close
+    from robench.results.schema import read_rows
+
+    try:
+        re.compile(seed_pattern)
+    except re.error as e:
+        raise RobenchError(f"--seed-pattern {seed_pattern!r} is not a regular expression ({e})") from None
+    check_export_paths({"csv": csv, "markdown": markdown, "plot": plot})
+    summaries = aggregate_seeds([r for p in paths for r in read_rows(p)], baseline, seed_pattern)
+    if not quiet:
+        table = Table(title="mean ± sd over seeds (accuracy %, or perplexity: lower is better)")
+        for col in ("model", "threat", "seeds", "mean ± sd", "Δ vs " + (baseline or "-"), "better", "t-test p", "McNemar p"):
+            table.add_column(col)
+        for s in summaries:
+            k = 1.0 if s.metric == "perplexity" else 100.0
+            table.add_row(s.group, s.threat, s.seeds, f"{k * s.mean:.1f} ± {k * s.sd:.1f}",
+                          "" if s.delta_mean is None else f"{k * s.delta_mean:+.1f} ± {k * (s.delta_sd or 0):.1f}",
+                          "" if s.seeds_better is None else str(s.seeds_better),
+                          "" if s.ttest_p is None else f"{s.ttest_p:.3g}", s.mcnemar_p)
+        out_console.print(table)
+    if csv is not None:
+        atomic_write_text(csv, summaries_csv(summaries))
+    if markdown is not None:
+        atomic_write_text(markdown, summaries_markdown(summaries))
+    if plot is not None:
+        close(plot_summaries(summaries, plot))
+    if csv or markdown or plot:
+        err_console.print(f"wrote {len(summaries)} summaries -> {', '.join(str(p) for p in (csv, markdown, plot) if p)}")

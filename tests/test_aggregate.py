@@ -1,0 +1,119 @@
+"""`robench aggregate`: seed means, spreads and paired tests against hand computations and scipy."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+
+import pytest
+
+from conftest import assert_one_line_error
+from robench.aggregate import aggregate_seeds, split_seed, summaries_markdown
+from robench.errors import RobenchError
+from robench.results.schema import ResultRow, export
+
+
+def row(model: str, threat: str, acc: float, clean: float = 0.9, p: float | None = None, metric: str = "accuracy",
+        n: int = 100) -> ResultRow:
+    return ResultRow(model=model, checkpoint_sha256="0" * 64, task="image-classification", dataset="d", split="test",
+                     n=n, threat=threat, clean_acc=clean, attacked_acc=acc, attacked_ci_low=0.0, attacked_ci_high=1.0,
+                     attack_success_rate=0.0, mean_perturbation=0.0, perturbation_unit="linf", mean_queries=0.0,
+                     seconds=0.0, seed=0, device="cpu", robench_version="0", mcnemar_p=p, metric=metric)
+
+
+ACC = {("m-sa", 0): 0.50, ("m-sa", 1): 0.40, ("m-sa", 2): 0.45,
+       ("m-bsa", 0): 0.55, ("m-bsa", 1): 0.41, ("m-bsa", 2): 0.40}
+
+
+def rows() -> list[ResultRow]:
+    out = []
+    for (group, seed), acc in ACC.items():
+        out.append(row(f"{group}-s{seed}", "none", 0.9 + seed / 100))
+        out.append(row(f"{group}-s{seed}", "pgd:eps=0.1", acc, 0.9 + seed / 100, p=None if group == "m-sa" else 0.01 * (seed + 1)))
+    return out
+
+
+def t_test_p(diffs: list[float]) -> float:
+    """Two-sided paired t-test by its formula: t = mean / (sd / sqrt(k)), df = k - 1; for df = 2 the
+    t distribution's CDF has a closed form, P(|T| > t) = 1 - t / sqrt(2 + t^2)."""
+    k = len(diffs)
+    assert k == 3
+    t = abs(statistics.fmean(diffs) / (statistics.stdev(diffs) / math.sqrt(k)))
+    return 1 - t / math.sqrt(2 + t * t)
+
+
+def test_split_seed():
+    assert split_seed("mnist-bsa-grc-s12") == ("mnist-bsa-grc", 12)
+    with pytest.raises(RobenchError, match="no seed suffix"):
+        split_seed("mnist-bsa")
+
+
+def test_means_spreads_and_paired_tests_match_hand_computation():
+    out = {(s.group, s.threat): s for s in aggregate_seeds(rows(), baseline="m-sa")}
+    bsa = out[("m-bsa", "pgd:eps=0.1")]
+    vals = [0.55, 0.41, 0.40]
+    diffs = [0.05, 0.01, -0.05]
+    assert bsa.seeds == "0/1/2" and bsa.values == "0.55/0.41/0.4"
+    assert bsa.mean == pytest.approx(statistics.fmean(vals), abs=1e-6)
+    assert bsa.sd == pytest.approx(statistics.stdev(vals), abs=1e-6)
+    assert (bsa.min, bsa.max) == (0.40, 0.55)
+    assert bsa.clean_mean == pytest.approx(0.91, abs=1e-9)
+    assert bsa.delta_mean == pytest.approx(statistics.fmean(diffs), abs=1e-6)
+    assert bsa.delta_sd == pytest.approx(statistics.stdev(diffs), abs=1e-6)
+    assert bsa.seeds_better == 2
+    assert bsa.ttest_p == pytest.approx(t_test_p(diffs), rel=1e-5)
+    assert bsa.mcnemar_p == "0.01/0.02/0.03"
+    sa = out[("m-sa", "pgd:eps=0.1")]
+    assert sa.delta_mean is None and sa.baseline == "" and sa.mcnemar_p == ""
+    clean = out[("m-bsa", "none")]  # identical per-seed values: zero spread of the differences, no t-test
+    assert clean.delta_mean == 0.0 and clean.seeds_better == 0 and clean.ttest_p is None
+
+
+def test_perplexity_lower_is_better():
+    rs = [row(f"lm-{v}-s{s}", "none", ppl, metric="perplexity")
+          for v, ppls in (("sa", [100.0, 110.0]), ("bsa", [90.0, 120.0])) for s, ppl in enumerate(ppls)]
+    bsa = next(s for s in aggregate_seeds(rs, baseline="lm-sa") if s.group == "lm-bsa")
+    assert bsa.delta_mean == 0.0 and bsa.seeds_better == 1  # seed 0 lower (better), seed 1 higher
+    assert "perplexity (lower is better)" in summaries_markdown([bsa])
+
+
+@pytest.mark.parametrize(
+    "rs,baseline,fragment",
+    [
+        (rows() + [row("m-sa-s0", "none", 0.1)], None, "appears twice"),
+        (rows(), "m-grc", "is not a model group"),
+        ([r for r in rows() if r.model != "m-bsa-s2"], "m-sa", "pair equal seeds"),
+        (rows() + [row("m-grc-s0", "none", 0.1, n=5), row("m-grc-s1", "none", 0.1)], None, "different data"),
+    ],
+)
+def test_inconsistent_inputs_are_refused(rs, baseline, fragment):
+    with pytest.raises(RobenchError, match=fragment):
+        aggregate_seeds(rs, baseline)
+
+
+def test_cli_exports_and_plot(tmp_path, cli):
+    rs = rows()
+    export([r for r in rs if r.model.endswith("s0")], tmp_path / "seed-0.csv", "csv")
+    export([r for r in rs if not r.model.endswith("s0")], tmp_path / "seed-rest.json", "json")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli("aggregate", str(tmp_path / "seed-0.csv"), str(tmp_path / "seed-rest.json"), "--baseline", "m-sa",
+               "--csv", str(out / "s.csv"), "--markdown", str(out / "s.md"), "--plot", str(out / "s.png"))
+    assert proc.returncode == 0, proc.stderr
+    got = list(csv.DictReader(io.StringIO((out / "s.csv").read_text())))
+    assert [(r["group"], r["threat"]) for r in got] == [("m-sa", "none"), ("m-sa", "pgd:eps=0.1"),
+                                                         ("m-bsa", "none"), ("m-bsa", "pgd:eps=0.1")]
+    assert got[3]["values"] == "0.55/0.41/0.4" and got[3]["seeds_better"] == "2"
+    md = (out / "s.md").read_text()
+    assert "| m-bsa | pgd:eps=0.1 | 45.3 ± 8.4 | 55.0 / 41.0 / 40.0 | 0.3 ± 5.0 | 2/3 |" in md
+    assert (out / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "m-bsa" in proc.stdout
+
+
+def test_cli_bad_seed_pattern_exit_2(tmp_path, cli):
+    export(rows(), tmp_path / "r.csv", "csv")
+    assert_one_line_error(cli("aggregate", str(tmp_path / "r.csv"), "--seed-pattern", "("), "not a regular expression")
+    assert_one_line_error(cli("aggregate", str(tmp_path / "r.csv"), "--seed-pattern", r"^(?P<group>m)-(?P<seed>x)$"),
+                          "no seed suffix")
