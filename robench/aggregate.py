@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import statistics
 from collections import OrderedDict
@@ -183,3 +184,97 @@ def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
     fig.tight_layout()
     _save(fig, path)
     return fig
+
+
+@dataclass
+class DiagnosticSummary:
+    """One (model group, diagnostic, layer or sequence length) of ``robench diagnose`` CSVs over seeds."""
+
+    group: str
+    diagnostic: str
+    layer: str  # "" for attention sensitivity (indexed by n_tokens)
+    n_tokens: str  # "" for per-layer diagnostics
+    unit: str
+    seeds: str
+    values: str
+    mean: float
+    sd: float
+    min: float
+    max: float
+
+
+DIAGNOSTIC_SUMMARY_COLUMNS = [f.name for f in fields(DiagnosticSummary)]
+
+
+def read_diagnostics(path: Path | str) -> list[dict[str, str]]:
+    """Rows of a ``robench diagnose --csv`` file (one-line error when it is not one)."""
+    from robench.diagnose import CSV_COLUMNS
+    from robench.fileio import read_text_file
+
+    rows = list(csv.DictReader(io.StringIO(read_text_file(path, "diagnostics file"))))
+    if not rows or tuple(rows[0]) != CSV_COLUMNS:
+        raise RobenchError(f"{path} is not a robench diagnose CSV (columns {', '.join(CSV_COLUMNS)})")
+    return rows
+
+
+def is_diagnostics_file(path: Path | str) -> bool:
+    """True when the file's header is that of ``robench diagnose --csv``."""
+    from robench.diagnose import CSV_COLUMNS
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip() == ",".join(CSV_COLUMNS)
+    except (OSError, UnicodeDecodeError):
+        return False  # the result-file reader reports it
+
+
+def aggregate_diagnostics(rows: Sequence[dict[str, str]], pattern: str = SEED_PATTERN) -> list[DiagnosticSummary]:
+    """Mean, sample sd and range over seeds per (model group, diagnostic, layer / sequence length)."""
+    table: dict[tuple[str, str, str, str, str], dict[int, float]] = OrderedDict()
+    for r in rows:
+        group, seed = split_seed(r["model"], pattern)
+        cell = table.setdefault((group, r["diagnostic"], r["layer"], r["n_tokens"], r["unit"]), {})
+        if seed in cell:
+            raise RobenchError(f"{r['model']} {r['diagnostic']} layer {r['layer'] or '-'} N {r['n_tokens'] or '-'} "
+                               "appears twice; give each model once")
+        cell[seed] = float(r["value"])
+    out = []
+    for (group, diag, layer, n_tokens, unit), by_seed in table.items():
+        seeds = sorted(by_seed)
+        vals = [by_seed[s] for s in seeds]
+        finite = all(math.isfinite(v) for v in vals)
+        out.append(DiagnosticSummary(
+            group=group, diagnostic=diag, layer=layer, n_tokens=n_tokens, unit=unit, seeds="/".join(map(str, seeds)),
+            values="/".join(f"{v:.6g}" for v in vals),
+            mean=_round(statistics.fmean(vals)) if finite else float("nan"),
+            sd=(_round(statistics.stdev(vals)) if len(vals) > 1 else 0.0) if finite else float("nan"),
+            min=min(vals), max=max(vals),
+        ))
+    return out
+
+
+def diagnostics_csv(summaries: Sequence[DiagnosticSummary]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=DIAGNOSTIC_SUMMARY_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for s in summaries:
+        w.writerow(asdict(s))
+    return buf.getvalue()
+
+
+def diagnostics_markdown(summaries: Sequence[DiagnosticSummary]) -> str:
+    """One table per diagnostic: a row per model group, a column per layer (or N), cells mean ± sd."""
+    lines = []
+    for diag in dict.fromkeys(s.diagnostic for s in summaries):
+        part = [s for s in summaries if s.diagnostic == diag]
+        keys = list(dict.fromkeys((s.layer, s.n_tokens) for s in part))
+        heads = [f"L{layer}" if layer else f"N={n}" for layer, n in keys]
+        lines += [f"**{diag}** ({part[0].unit}), mean ± sample sd over seeds {part[0].seeds}", "",
+                  "| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+        digits = 1 if part[0].unit == "dB" else 3
+        for group in dict.fromkeys(s.group for s in part):
+            cells = {(s.layer, s.n_tokens): s for s in part if s.group == group}
+            lines.append(f"| {group} | " + " | ".join(
+                f"{cells[k].mean:.{digits}f} ± {cells[k].sd:.{digits}f}" if k in cells else "" for k in keys) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -117,3 +117,24 @@ def test_cli_bad_seed_pattern_exit_2(tmp_path, cli):
     assert_one_line_error(cli("aggregate", str(tmp_path / "r.csv"), "--seed-pattern", "("), "not a regular expression")
     assert_one_line_error(cli("aggregate", str(tmp_path / "r.csv"), "--seed-pattern", r"^(?P<group>m)-(?P<seed>x)$"),
                           "no seed suffix")
+
+
+def test_diagnostics_csvs_aggregate_per_layer_and_length(tmp_path, cli):
+    lines = ["model,diagnostic,layer,n_tokens,value,unit"]
+    for seed, (u0, u1, s64) in enumerate([(0.1, 0.5, 1.0), (0.3, 0.7, 2.0)]):
+        lines += [f"m-sa-s{seed},token_uniformity,0,,{u0},cosine", f"m-sa-s{seed},token_uniformity,1,,{u1},cosine",
+                  f"m-sa-s{seed},attention_sensitivity,,64,{s64},ratio"]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    proc = cli("aggregate", str(tmp_path / "d.csv"), "--csv", str(tmp_path / "s.csv"), "--markdown", str(tmp_path / "s.md"))
+    assert proc.returncode == 0, proc.stderr
+    got = list(csv.DictReader(io.StringIO((tmp_path / "s.csv").read_text())))
+    assert [(r["diagnostic"], r["layer"], r["n_tokens"], r["values"], r["mean"]) for r in got] == [
+        ("token_uniformity", "0", "", "0.1/0.3", "0.2"), ("token_uniformity", "1", "", "0.5/0.7", "0.6"),
+        ("attention_sensitivity", "", "64", "1/2", "1.5")]
+    assert float(got[0]["sd"]) == pytest.approx(statistics.stdev([0.1, 0.3]), abs=1e-6)
+    md = (tmp_path / "s.md").read_text()
+    assert "| model | L0 | L1 |" in md and "| m-sa | 0.200 ± 0.141 | 0.600 ± 0.141 |" in md
+    assert "| m-sa | 1.500 ± 0.707 |" in md
+    export(rows(), tmp_path / "r.csv", "csv")
+    assert_one_line_error(cli("aggregate", str(tmp_path / "d.csv"), str(tmp_path / "r.csv")), "not both")
+    assert_one_line_error(cli("aggregate", str(tmp_path / "d.csv"), "--baseline", "m-sa"), "apply to result files")

@@ -12,8 +12,8 @@ from robench.cli.app import app, err_console, out_console
 
 @app.command()
 def aggregate(
-    paths: List[Path] = typer.Argument(..., help="Result files (--csv/--json exports) of the seeds' evaluations."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model group (name without its seed suffix) to compare with, seed by seed."),
+    paths: List[Path] = typer.Argument(..., help="Result files (--csv/--json exports) of the seeds' evaluations, or `robench diagnose --csv` files."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model group (name without its seed suffix) to compare with, seed by seed (result files only)."),
     seed_pattern: str = typer.Option(r"^(?P<group>.+)-s(?P<seed>\d+)$", "--seed-pattern",
                                      help="Regex with named groups 'group' and 'seed' splitting a model name."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="One row per (model group, threat)."),
@@ -26,7 +26,7 @@ def aggregate(
 
     from rich.table import Table
 
-    from robench.aggregate import aggregate_seeds, plot_summaries, summaries_csv, summaries_markdown
+    from robench.aggregate import aggregate_seeds, is_diagnostics_file, plot_summaries, summaries_csv, summaries_markdown
     from robench.cli.evaluate_cmd import check_export_paths
     from robench.errors import RobenchError
     from robench.fileio import atomic_write_text
@@ -38,6 +38,12 @@ def aggregate(
     except re.error as e:
         raise RobenchError(f"--seed-pattern {seed_pattern!r} is not a regular expression ({e})") from None
     check_export_paths({"csv": csv, "markdown": markdown, "plot": plot})
+    kinds = {is_diagnostics_file(p) for p in paths}
+    if len(kinds) > 1:
+        raise RobenchError("give either result files or `robench diagnose` CSVs, not both")
+    if kinds == {True}:
+        _diagnostics(paths, baseline, seed_pattern, csv, markdown, plot, quiet)
+        return
     summaries = aggregate_seeds([r for p in paths for r in read_rows(p)], baseline, seed_pattern)
     if not quiet:
         table = Table(title="mean ± sd over seeds (accuracy %, or perplexity: lower is better)")
@@ -58,3 +64,23 @@ def aggregate(
         close(plot_summaries(summaries, plot))
     if csv or markdown or plot:
         err_console.print(f"wrote {len(summaries)} summaries -> {', '.join(str(p) for p in (csv, markdown, plot) if p)}")
+
+
+def _diagnostics(paths: List[Path], baseline: Optional[str], seed_pattern: str, csv: Optional[Path],
+                 markdown: Optional[Path], plot: Optional[Path], quiet: bool) -> None:
+    """``robench diagnose`` CSVs: mean ± sd over seeds per model group, diagnostic and layer (or N)."""
+    from robench.aggregate import aggregate_diagnostics, diagnostics_csv, diagnostics_markdown, read_diagnostics
+    from robench.errors import RobenchError
+    from robench.fileio import atomic_write_text
+
+    if baseline is not None or plot is not None:
+        raise RobenchError("--baseline and --plot apply to result files; diagnostics take --csv and --markdown")
+    summaries = aggregate_diagnostics([r for p in paths for r in read_diagnostics(p)], seed_pattern)
+    if not quiet:
+        out_console.print(diagnostics_markdown(summaries), highlight=False, markup=False)
+    if csv is not None:
+        atomic_write_text(csv, diagnostics_csv(summaries))
+    if markdown is not None:
+        atomic_write_text(markdown, diagnostics_markdown(summaries))
+    if csv or markdown:
+        err_console.print(f"wrote {len(summaries)} summaries -> {', '.join(str(p) for p in (csv, markdown) if p)}")
