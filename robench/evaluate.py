@@ -338,7 +338,8 @@ def evaluate(
             raise RobenchError("language models and classifiers cannot be evaluated in one run; evaluate them separately")
         from robench.lm_eval import evaluate_lm
 
-        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note)
+        base = None if args.baseline is None else models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name
+        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note, baseline=base)
     if args.threats:
         modalities = {modality_of(m) for m in models}
         for t in [t for ts in threats.values() for t in ts]:

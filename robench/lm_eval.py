@@ -19,6 +19,12 @@ attacked perplexity is that of the contaminated text. The perturbation is the fr
 stream's tokens (line ends excluded) that changed or disappeared; it is below ``rate`` because
 punctuation is not a word to the threats and a hit on WikiText's ``<unk>`` still reads ``<unk>``.
 ``-n N`` evaluates the first N tokens (contaminating only the lines that hold them).
+
+**Baseline.** With ``--baseline``, each row also gets ``delta_vs_baseline`` (this perplexity minus the
+baseline's, same threat) and, in the ``mcnemar_p`` column, the p-value of a paired test on the same
+token stream: the per-window NLL differences, a two-sided z-test of their mean per token with the
+same window-clustered standard error (:func:`paired_nll_test`). Models must read the same stream
+(same vocabulary and tokenisation, hence the same contamination); otherwise pairing is refused.
 """
 
 from __future__ import annotations
@@ -75,6 +81,26 @@ class Perplexity:
         resid = self.nll_sums - self.mean_nll * self.counts.to(torch.float64)
         se = math.sqrt(float(resid.pow(2).sum()) * w / (w - 1)) / self.n
         return math.exp(self.mean_nll - Z95 * se), math.exp(self.mean_nll + Z95 * se)
+
+
+def paired_nll_test(mine: Perplexity, base: Perplexity) -> float:
+    """Two-sided p of "same mean NLL per token" for two models scored on the same windows.
+
+    The statistic is the mean per-token NLL difference ``sum_w (a_w - b_w) / n`` with the
+    window-clustered standard error (as :meth:`Perplexity.interval`), referred to the normal law.
+    """
+    if not torch.equal(mine.counts, base.counts):
+        raise RobenchError("cannot pair perplexities scored on different windows")
+    w, n = len(mine.counts), mine.n
+    d = mine.nll_sums - base.nll_sums
+    mean = float(d.sum()) / n
+    if w < 2:
+        return 1.0
+    resid = d - mean * mine.counts.to(torch.float64)
+    se = math.sqrt(float(resid.pow(2).sum()) * w / (w - 1)) / n
+    if se == 0:
+        return 1.0 if mean == 0 else 0.0
+    return math.erfc(abs(mean / se) / math.sqrt(2))
 
 
 def windows(t: int, context: int, stride: int) -> list[tuple[int, int, int]]:
@@ -177,14 +203,15 @@ def prefix_lines(lines: Sequence[str], n: int, tokenizer) -> list[str]:
 def check_lm_args(args) -> None:
     if args.shard:
         raise RobenchError("--shard does not apply to language models yet; evaluate the whole stream")
-    if args.baseline is not None:
-        raise RobenchError("--baseline does not apply to language models yet")
 
 
 def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: torch.device,
                 on_row: Callable[[ResultRow], None] | None = None,
-                on_note: Callable[[str], None] | None = None) -> list[ResultRow]:
-    """Rows (metric ``perplexity``) of each language model: clean, then each contamination threat."""
+                on_note: Callable[[str], None] | None = None, baseline: str | None = None) -> list[ResultRow]:
+    """Rows (metric ``perplexity``) of each language model: clean, then each contamination threat.
+
+    ``baseline`` (a model name): paired difference and test against that model (module docstring).
+    """
     check_lm_args(args)
     todo, skipped = lm_threats(threats, bool(args.threats))
     texts = {}
@@ -197,6 +224,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
     if skipped and on_note:
         on_note(f"language models run only contamination threats; skipped the suite's {', '.join(t.short for t in skipped)}")
     rows: list[ResultRow] = []
+    scored: dict[tuple[str, str], tuple[Perplexity, Tensor]] = {}  # (model, threat) -> scores, stream
     for model in models:
         name = args.dataset or model.card.evaluation.get("dataset")
         lines = texts[name]
@@ -212,6 +240,8 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
             if args.num_examples is not None:
                 stream = stream[: args.num_examples]
             res = perplexity(net, stream, context, device=device)
+            if baseline is not None:
+                scored[(model.name, spec)] = (res, stream)
             clean_ppl = res.ppl if threat is None else clean_ppl
             lo, hi = res.interval()
             row = ResultRow(
@@ -224,9 +254,28 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
             if args.out is not None:
                 write_windows(Path(args.out), model.name, spec, res, str(name), sha256_file(name), context)
             rows.append(row)
-            if on_row:
+            if on_row and baseline is None:
                 on_row(row)
+    if baseline is not None:  # rows are complete only once the baseline is scored
+        add_lm_baseline(rows, scored, baseline)
+        for row in rows if on_row else []:
+            on_row(row)
     return rows
+
+
+def add_lm_baseline(rows: list[ResultRow], scored: dict[tuple[str, str], tuple[Perplexity, Tensor]],
+                    baseline: str) -> None:
+    """Fill ``delta_vs_baseline`` (perplexity difference) and ``mcnemar_p`` (the paired window test)."""
+    for r in rows:
+        if r.model == baseline or (baseline, r.threat) not in scored:
+            continue
+        (mine, s_mine), (theirs, s_theirs) = scored[(r.model, r.threat)], scored[(baseline, r.threat)]
+        if not torch.equal(s_mine, s_theirs) or not torch.equal(mine.counts, theirs.counts):
+            raise RobenchError(f"cannot pair {r.model} with baseline {baseline}: they read different token streams "
+                               "(vocabulary, context or contamination differ); pair models trained on the same file")
+        r.baseline = baseline
+        r.delta_vs_baseline = round(mine.ppl - theirs.ppl, 6)
+        r.mcnemar_p = float(f"{paired_nll_test(mine, theirs):.6g}")
 
 
 def write_windows(out: Path, model: str, spec: str, res: Perplexity, dataset: str, sha: str, context: int) -> None:

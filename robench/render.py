@@ -40,7 +40,8 @@ def _value(r: ResultRow, x: float) -> str:
 def _cell(r: ResultRow) -> str:
     text = f"{_value(r, r.attacked_acc)} ±{_value(r, (r.attacked_ci_high - r.attacked_ci_low) / 2)}"
     if r.baseline and r.delta_vs_baseline is not None:
-        text += f"\nΔ{100 * r.delta_vs_baseline:+.1f}"
+        # accuracy: percentage points; perplexity: the perplexity difference
+        text += f"\nΔ{r.delta_vs_baseline:+.2f}" if r.metric == "perplexity" else f"\nΔ{100 * r.delta_vs_baseline:+.1f}"
         if r.mcnemar_p is not None:
             text += " p<0.001" if r.mcnemar_p < 0.001 else f" p={r.mcnemar_p:.3f}"
         if r.mce is not None:

@@ -212,3 +212,48 @@ def test_train_lm_is_deterministic_on_cpu(tiny_checkpoint, tmp_path, cli):
                "--embed-dim", "16", "--depth", "1", "--heads", "2", "--epochs", "1", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert again.read_bytes() == out.read_bytes()
+
+
+def test_paired_nll_test_equals_the_paired_t_statistic_for_equal_windows():
+    """With equal window sizes the clustered statistic is the one-sample t statistic of the
+    per-window differences (scipy), referred to the normal law."""
+    from scipy import stats
+
+    from robench.lm_eval import Perplexity, paired_nll_test
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(40, generator=g, dtype=torch.float64) * 50 + 100
+    b = a - 0.8 + torch.randn(40, generator=g, dtype=torch.float64) * 3
+    counts = torch.full((40,), 32, dtype=torch.long)
+    t = stats.ttest_1samp((a - b).numpy(), 0.0).statistic
+    assert paired_nll_test(Perplexity(a, counts), Perplexity(b, counts)) == pytest.approx(2 * stats.norm.sf(abs(t)), rel=1e-9)
+    assert paired_nll_test(Perplexity(a, counts), Perplexity(a.clone(), counts)) == 1.0
+
+
+def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli, tmp_path):
+    d, out = tiny_checkpoint
+    sa = d / "lm-sa.safetensors"
+    if not sa.exists():
+        proc = cli("train", "--task", "lm", "--variant", "sa", "--data", str(d / "train.tokens"),
+                   "--eval-data", str(d / "test.tokens"), "--out", str(sa), "--train-tokens", "1500",
+                   "--embed-dim", "16", "--depth", "1", "--heads", "2", "--epochs", "1", "--quiet")
+        assert proc.returncode == 0, proc.stderr
+    proc = cli("evaluate", str(out), str(sa), "--baseline", str(sa), "--threat", "word-swap:rate=0.2",
+               "--csv", str(tmp_path / "rows.csv"))
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["model"], r["threat"]): r for r in csv.DictReader((tmp_path / "rows.csv").open())}
+    for threat in ("none", "word-swap:rate=0.2"):
+        mine, base = rows[("lm-bsa", threat)], rows[("lm-sa", threat)]
+        assert mine["baseline"] == "lm-sa" and base["baseline"] == "" and base["mcnemar_p"] == ""
+        assert float(mine["delta_vs_baseline"]) == pytest.approx(float(mine["attacked_acc"]) - float(base["attacked_acc"]), abs=2e-6)
+        assert 0.0 <= float(mine["mcnemar_p"]) <= 1.0
+    # a model with another vocabulary reads another stream: pairing is refused
+    other = tmp_path / "other.tokens"
+    other.write_text("\n".join((WIKI / "wiki.valid.tokens").read_text(encoding="utf-8").splitlines()[200:260]) + "\n")
+    lm2 = tmp_path / "lm-other.safetensors"
+    proc = cli("train", "--task", "lm", "--variant", "sa", "--data", str(other), "--eval-data", str(d / "test.tokens"),
+               "--out", str(lm2), "--train-tokens", "1500", "--embed-dim", "16", "--depth", "1", "--heads", "2",
+               "--epochs", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert_one_line_error(cli("evaluate", str(out), str(lm2), "--baseline", str(lm2), "--threat", "word-swap:rate=0.1"),
+                          "read different token streams")
