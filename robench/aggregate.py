@@ -2,7 +2,8 @@
 
 A multi-seed study trains each variant with several seeds and evaluates each seed's models (for
 example ``results/studies/*.sh``: files ``seed-K.csv`` whose models are named ``PREFIX-VARIANT-sK``).
-:func:`aggregate_seeds` groups the rows by model name without its seed suffix and by threat, and
+:func:`aggregate_seeds` groups the rows by model name without its seed suffix, data (dataset, n) and
+threat, and
 gives per group the seeds' values (every seed, none dropped), their mean, sample standard deviation
 and range, and against the ``baseline`` group the per-seed paired difference (same seed, same
 threat), its mean and spread, how many seeds favour the model, a paired t-test over seeds and the
@@ -73,22 +74,24 @@ def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
     """Summaries per (model group, threat), in first-seen order; see the module docstring."""
     from scipy import stats
 
-    table: dict[tuple[str, str], dict[int, ResultRow]] = OrderedDict()
+    # keyed by the data too: a threat run on a sample (-n) is another measurement than on the whole split
+    table: dict[tuple[str, str, int, str], dict[int, ResultRow]] = OrderedDict()
     for r in rows:
         group, seed = split_seed(r.model, pattern)
-        cell = table.setdefault((group, r.threat), {})
+        cell = table.setdefault((group, r.dataset, r.n, r.threat), {})
         if seed in cell:
-            raise RobenchError(f"{r.model} under {r.threat} appears twice; give each (model, threat) once")
+            raise RobenchError(f"{r.model} under {r.threat} on {r.dataset} (n={r.n}) appears twice; give each "
+                               "(model, data, threat) once")
         cell[seed] = r
-    groups = list(dict.fromkeys(g for g, _ in table))
+    groups = list(dict.fromkeys(key[0] for key in table))
     if baseline is not None and baseline not in groups:
         raise RobenchError(f"--baseline {baseline!r} is not a model group here; groups: {', '.join(groups)}")
     out = []
-    for (group, threat), by_seed in table.items():
+    for (group, dataset, n, threat), by_seed in table.items():
         seeds = sorted(by_seed)
         first = by_seed[seeds[0]]
-        if len({by_seed[s].metric for s in seeds}) > 1 or len({(by_seed[s].dataset, by_seed[s].n) for s in seeds}) > 1:
-            raise RobenchError(f"{group} under {threat}: the seeds were evaluated on different data or metrics")
+        if len({by_seed[s].metric for s in seeds}) > 1:
+            raise RobenchError(f"{group} under {threat}: the seeds' rows hold different metrics")
         vals = [by_seed[s].attacked_acc for s in seeds]
         summary = SeedSummary(
             group=group, threat=threat, metric=first.metric, dataset=first.dataset, n=first.n,
@@ -96,11 +99,11 @@ def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
             mean=_round(statistics.fmean(vals)), sd=_round(statistics.stdev(vals)) if len(vals) > 1 else 0.0,
             min=min(vals), max=max(vals), clean_mean=_round(statistics.fmean(by_seed[s].clean_acc for s in seeds)),
         )
-        base = table.get((baseline, threat)) if baseline is not None else None
+        base = table.get((baseline, dataset, n, threat)) if baseline is not None else None
         if base is not None and group != baseline:
             if set(base) != set(seeds):
-                raise RobenchError(f"{group} under {threat} has seeds {seeds} but baseline {baseline} has {sorted(base)}; "
-                                   "pair equal seeds")
+                raise RobenchError(f"{group} under {threat} (n={n}) has seeds {seeds} but baseline {baseline} "
+                                   f"has {sorted(base)}; pair equal seeds")
             mine, theirs = vals, [base[s].attacked_acc for s in seeds]
             deltas = [a - b for a, b in zip(mine, theirs)]
             lower_better = first.metric == "perplexity"

@@ -31,6 +31,7 @@ def aggregate(
     from robench.errors import RobenchError
     from robench.fileio import atomic_write_text
     from robench.plots import close
+    from robench.render import short_threat
     from robench.results.schema import read_rows
 
     try:
@@ -47,11 +48,12 @@ def aggregate(
     summaries = aggregate_seeds([r for p in paths for r in read_rows(p)], baseline, seed_pattern)
     if not quiet:
         table = Table(title="mean ± sd over seeds (accuracy %, or perplexity: lower is better)")
-        for col in ("model", "threat", "seeds", "mean ± sd", "Δ vs " + (baseline or "-"), "better", "t-test p", "McNemar p"):
+        for col in ("model", "n", "threat", "seeds", "mean ± sd", "Δ vs " + (baseline or "-"), "better", "t-test p",
+                    "McNemar p"):
             table.add_column(col)
         for s in summaries:
             k = 1.0 if s.metric == "perplexity" else 100.0
-            table.add_row(s.group, s.threat, s.seeds, f"{k * s.mean:.1f} ± {k * s.sd:.1f}",
+            table.add_row(s.group, str(s.n), short_threat(s.threat), s.seeds, f"{k * s.mean:.1f} ± {k * s.sd:.1f}",
                           "" if s.delta_mean is None else f"{k * s.delta_mean:+.1f} ± {k * (s.delta_sd or 0):.1f}",
                           "" if s.seeds_better is None else str(s.seeds_better),
                           "" if s.ttest_p is None else f"{s.ttest_p:.3g}", s.mcnemar_p)
