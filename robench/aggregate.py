@@ -134,7 +134,10 @@ def _fmt(s: SeedSummary, x: float) -> str:
 
 
 def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
-    """One table per dataset: mean ± sd over seeds (%, or perplexity), range, and the baseline comparison."""
+    """One table per dataset: mean ± sd over seeds (%, or perplexity), range, and the baseline comparison
+    (threats by their short spec: parameters at their defaults left out; the CSV has the full spec)."""
+    from robench.render import short_threat
+
     lines = []
     for dataset, n in dict.fromkeys((s.dataset, s.n) for s in summaries):
         part = [s for s in summaries if (s.dataset, s.n) == (dataset, n)]
@@ -149,7 +152,7 @@ def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
             delta = "" if s.delta_mean is None else f"{_fmt(s, s.delta_mean)} ± {_fmt(s, s.delta_sd or 0.0)}"
             better = "" if s.seeds_better is None else f"{s.seeds_better}/{len(s.seeds.split('/'))}"
             tp = "" if s.ttest_p is None else f"{s.ttest_p:.3g}"
-            lines.append(f"| {s.group} | {s.threat} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
+            lines.append(f"| {s.group} | {short_threat(s.threat)} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
                          f"{better} | {tp} | {s.mcnemar_p} |")
         lines.append("")
     return "\n".join(lines)
