@@ -50,7 +50,9 @@ class SeedSummary:
     delta_sd: Optional[float] = None
     seeds_better: Optional[int] = None  # seeds where this beats the baseline (higher accuracy / lower perplexity)
     ttest_p: Optional[float] = None  # two-sided paired t-test over seeds (None below 2 seeds or for zero spread)
-    mcnemar_p: str = ""  # per-seed exact McNemar p vs that seed's baseline, "/"-joined ("" when not evaluated)
+    # per-seed p vs that seed's baseline from the rows' mcnemar_p ("/"-joined; "" when not evaluated): the exact
+    # McNemar test for accuracy rows, the paired window-clustered test for perplexity rows (robench.lm_eval)
+    mcnemar_p: str = ""
 
 
 SUMMARY_COLUMNS = [f.name for f in fields(SeedSummary)]
@@ -115,7 +117,8 @@ def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
                 summary.ttest_p = _round(float(stats.ttest_rel(mine, theirs).pvalue))
             ps = [by_seed[s].mcnemar_p for s in seeds]
             if all(p is not None for p in ps):
-                summary.mcnemar_p = "/".join(f"{p:.3g}" for p in ps)
+                # 0 is a p-value below double precision (the LM window test's erfc underflows)
+                summary.mcnemar_p = "/".join(f"{p:.3g}" if p > 0 else "<1e-300" for p in ps)
         out.append(summary)
     return out
 
@@ -129,30 +132,54 @@ def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
     return buf.getvalue()
 
 
+def threat_labels(threats: Sequence[str]) -> dict[str, str]:
+    """Short threat names (:func:`robench.render.short_threat`) that stay distinct within one table: a
+    parameter left out at its default is kept where threats of the same name differ in it
+    (``word-swap:rate=0.1`` next to ``word-swap:rate=0.05``, not ``word-swap``)."""
+    from robench.render import short_threat
+
+    def params(spec: str) -> dict[str, str]:
+        _, _, rest = spec.partition(":")
+        return dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
+
+    by_name: dict[str, list[str]] = {}
+    for t in dict.fromkeys(threats):
+        by_name.setdefault(t.partition(":")[0], []).append(t)
+    labels = {}
+    for name, specs in by_name.items():
+        varying = {k for k in set().union(*(params(t) for t in specs))
+                   if len({params(t).get(k) for t in specs}) > 1}
+        for t in specs:
+            keep = params(short_threat(t)).keys() | varying
+            kv = [f"{k}={v}" for k, v in params(t).items() if k in keep]
+            labels[t] = name + (":" + ",".join(kv) if kv else "")
+    return labels
+
+
 def _fmt(s: SeedSummary, x: float) -> str:
     return f"{x:.1f}" if s.metric == "perplexity" else f"{100 * x:.1f}"
 
 
 def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
     """One table per dataset: mean ± sd over seeds (%, or perplexity), range, and the baseline comparison
-    (threats by their short spec: parameters at their defaults left out; the CSV has the full spec)."""
-    from robench.render import short_threat
-
+    (threats by :func:`threat_labels`; the CSV has the full spec)."""
     lines = []
     for dataset, n in dict.fromkeys((s.dataset, s.n) for s in summaries):
         part = [s for s in summaries if (s.dataset, s.n) == (dataset, n)]
         metric = "perplexity (lower is better)" if part[0].metric == "perplexity" else "accuracy % (higher is better)"
         base = next((s.baseline for s in part if s.baseline), "")
+        label = threat_labels([s.threat for s in part])
         lines += [f"**{dataset}** (n={part[0].n}), {metric}; mean ± sample sd over seeds {part[0].seeds}"
                   + (f"; Δ = model − {base} of the same seed" if base else ""), "",
-                  "| model | threat | mean ± sd | per seed | Δ vs baseline (mean ± sd) | seeds better | t-test p | McNemar p per seed |",
+                  "| model | threat | mean ± sd | per seed | Δ vs baseline (mean ± sd) | seeds better | t-test p | "
+                  + ("paired window-test p per seed" if part[0].metric == "perplexity" else "McNemar p per seed") + " |",
                   "|---|---|---|---|---|---|---|---|"]
         for s in part:
             per_seed = " / ".join(_fmt(s, float(v)) for v in s.values.split("/"))
             delta = "" if s.delta_mean is None else f"{_fmt(s, s.delta_mean)} ± {_fmt(s, s.delta_sd or 0.0)}"
             better = "" if s.seeds_better is None else f"{s.seeds_better}/{len(s.seeds.split('/'))}"
             tp = "" if s.ttest_p is None else f"{s.ttest_p:.3g}"
-            lines.append(f"| {s.group} | {short_threat(s.threat)} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
+            lines.append(f"| {s.group} | {label[s.threat]} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
                          f"{better} | {tp} | {s.mcnemar_p} |")
         lines.append("")
     return "\n".join(lines)
@@ -161,7 +188,6 @@ def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
 def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
     """Grouped bars (mean over seeds) per threat, one bar per model group, a dot per seed; one panel per dataset."""
     from robench.plots import _figure, _save
-    from robench.render import short_threat
 
     plt = _figure()
     datasets = list(dict.fromkeys((s.dataset, s.n) for s in summaries))
@@ -182,7 +208,8 @@ def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
                 ys = [scale * float(v) for v in s.values.split("/")]
                 ax.plot([x] * len(ys), ys, "o", color="black", markersize=2.5)
         ax.set_xticks(range(len(threats)))
-        ax.set_xticklabels([short_threat(t) for t in threats], rotation=30, ha="right", fontsize=7)
+        label = threat_labels(threats)
+        ax.set_xticklabels([label[t] for t in threats], rotation=30, ha="right", fontsize=7)
         ax.set_ylabel("perplexity (lower is better)" if scale == 1.0 else "accuracy (%), higher is better")
         ax.set_title(f"{Path(dataset[0]).name} (n={part[0].n}): mean over seeds {part[0].seeds}, dots = seeds", fontsize=9)
         ax.grid(axis="y", alpha=0.3)

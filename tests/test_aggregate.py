@@ -80,11 +80,13 @@ def test_rows_on_another_sample_are_another_measurement():
 
 
 def test_perplexity_lower_is_better():
-    rs = [row(f"lm-{v}-s{s}", "none", ppl, metric="perplexity")
+    rs = [row(f"lm-{v}-s{s}", "none", ppl, metric="perplexity", p=None if v == "sa" else [0.0, 0.25][s])
           for v, ppls in (("sa", [100.0, 110.0]), ("bsa", [90.0, 120.0])) for s, ppl in enumerate(ppls)]
     bsa = next(s for s in aggregate_seeds(rs, baseline="lm-sa") if s.group == "lm-bsa")
     assert bsa.delta_mean == 0.0 and bsa.seeds_better == 1  # seed 0 lower (better), seed 1 higher
-    assert "perplexity (lower is better)" in summaries_markdown([bsa])
+    assert bsa.mcnemar_p == "<1e-300/0.25"  # p = 0: below double precision
+    md = summaries_markdown([bsa])
+    assert "perplexity (lower is better)" in md and "paired window-test p per seed |" in md
 
 
 @pytest.mark.parametrize(
@@ -145,3 +147,16 @@ def test_diagnostics_csvs_aggregate_per_layer_and_length(tmp_path, cli):
     export(rows(), tmp_path / "r.csv", "csv")
     assert_one_line_error(cli("aggregate", str(tmp_path / "d.csv"), str(tmp_path / "r.csv")), "not both")
     assert_one_line_error(cli("aggregate", str(tmp_path / "d.csv"), "--baseline", "m-sa"), "apply to result files")
+
+
+def test_threat_labels_keep_the_parameters_that_tell_threats_apart():
+    from robench.aggregate import threat_labels
+
+    specs = ["none", "word-swap:rate=0.05", "word-swap:rate=0.1", "fgsm:eps=0.1,target=none",
+             "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none",
+             "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=20,target=none"]
+    assert threat_labels(specs) == {
+        "none": "none", "word-swap:rate=0.05": "word-swap:rate=0.05", "word-swap:rate=0.1": "word-swap:rate=0.1",
+        "fgsm:eps=0.1,target=none": "fgsm:eps=0.1",
+        "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none": "pgd:alpha=0.025,eps=0.1,steps=10",
+        "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=20,target=none": "pgd:alpha=0.025,eps=0.1,steps=20"}
