@@ -176,7 +176,8 @@ def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for s in part:
             per_seed = " / ".join(_fmt(s, float(v)) for v in s.values.split("/"))
-            delta = "" if s.delta_mean is None else f"{_fmt(s, s.delta_mean)} ± {_fmt(s, s.delta_sd or 0.0)}"
+            delta = "" if s.delta_mean is None else \
+                f"{'+' if s.delta_mean > 0 else ''}{_fmt(s, s.delta_mean)} ± {_fmt(s, s.delta_sd or 0.0)}"
             better = "" if s.seeds_better is None else f"{s.seeds_better}/{len(s.seeds.split('/'))}"
             tp = "" if s.ttest_p is None else f"{s.ttest_p:.3g}"
             lines.append(f"| {s.group} | {label[s.threat]} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "

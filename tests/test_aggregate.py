@@ -116,7 +116,7 @@ def test_cli_exports_and_plot(tmp_path, cli):
                                                          ("m-bsa", "none"), ("m-bsa", "pgd:eps=0.1")]
     assert got[3]["values"] == "0.55/0.41/0.4" and got[3]["seeds_better"] == "2"
     md = (out / "s.md").read_text()
-    assert "| m-bsa | pgd:eps=0.1 | 45.3 ± 8.4 | 55.0 / 41.0 / 40.0 | 0.3 ± 5.0 | 2/3 |" in md
+    assert "| m-bsa | pgd:eps=0.1 | 45.3 ± 8.4 | 55.0 / 41.0 / 40.0 | +0.3 ± 5.0 | 2/3 |" in md
     assert (out / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "m-bsa" in proc.stdout
 
