@@ -29,6 +29,11 @@ Three measures, each one long-format row per measurement (:class:`Measurement`):
   averaged over ``draws`` draws, computed in float64. BSA positions: ``0..N-1`` on a line for text;
   for images the most square ``r x c`` grid with ``r c = N`` (``r`` the largest divisor of ``N`` not
   above ``sqrt(N)``: 64 -> 8x8, 128 -> 8x16; a prime ``N`` is a 1 x N line).
+
+Language models (``lm`` checkpoints): the examples are windows of the evaluation token file (the
+stream cut into consecutive non-overlapping windows of the model's context, a seeded sample of
+``n`` of them), the noise replaces tokens (``<unk>``/``<eos>`` neither replaced nor drawn), and the
+attention layer of the sensitivity measure runs with its causal mask on positions ``0..N-1``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from torch import Tensor, nn
 
 from robench.errors import RobenchError
 from robench.loading import LoadedModel
+
+LM_TASK = "language-modeling"  # robench.lm_eval.TASK (not imported: it pulls in the threat machinery)
 
 UNIFORMITY, SNR, SENSITIVITY = "token_uniformity", "snr", "attention_sensitivity"
 UNITS = {UNIFORMITY: "cosine", SNR: "dB", SENSITIVITY: "ratio"}
@@ -195,7 +202,7 @@ def snr_db(clean: Tensor, noisy: Tensor, mask: Tensor | None = None) -> float:
 
 @torch.no_grad()
 def relative_sensitivity(attn: nn.Module, x: Tensor, dx: Tensor, **kw) -> float:
-    """``(||A(x+dx) - A(x)|| / ||A(x)||) / (||dx|| / ||x||)`` of an attention layer ``A`` (kw: ``pos``)."""
+    """``(||A(x+dx) - A(x)|| / ||A(x)||) / (||dx|| / ||x||)`` of an attention layer ``A`` (kw: ``pos``, ``causal``)."""
     a0, a1 = attn(x, **kw), attn(x + dx, **kw)
     return float(((a1 - a0).norm() / a0.norm()) / (dx.norm() / x.norm()))
 
@@ -226,8 +233,10 @@ def sensitivity_inputs(n: int, dim: int, delta: float, seed: int, draw: int) -> 
 
 @torch.no_grad()
 def attention_sensitivity(attn: nn.Module, family: str, lengths: Sequence[int], delta: float = 1e-3,
-                          draws: int = 4, seed: int = 0, device: torch.device | str = "cpu") -> dict[int, float]:
-    """Mean relative sensitivity of the attention layer ``attn`` for each length (module docstring).
+                          draws: int = 4, seed: int = 0, device: torch.device | str = "cpu",
+                          causal: bool = False) -> dict[int, float]:
+    """Mean relative sensitivity of the attention layer ``attn`` for each length (module docstring);
+    ``causal``: with the causal mask (language models).
 
     ``attn`` (a :class:`~robench.models.attention.Attention`) is copied to float64 on ``device``;
     draws are seeded by ``(seed, N, draw)`` on the CPU, so results do not depend on the device's RNG.
@@ -244,7 +253,7 @@ def attention_sensitivity(attn: nn.Module, family: str, lengths: Sequence[int], 
         values = []
         for d in range(draws):
             x, dx = sensitivity_inputs(n, dim, delta, seed, d)
-            values.append(relative_sensitivity(layer, x.to(device), dx.to(device), pos=pos))
+            values.append(relative_sensitivity(layer, x.to(device), dx.to(device), pos=pos, causal=causal))
         out[n] = sum(values) / len(values)
     return out
 
@@ -255,11 +264,12 @@ def attention_sensitivity(attn: nn.Module, family: str, lengths: Sequence[int], 
 
 def robench_net(model: LoadedModel) -> nn.Module:
     """The robench network inside a loaded model, or a one-line error for anything else."""
+    from robench.models.lm import RobenchLM
     from robench.models.text import RobenchTextClassifier
     from robench.models.vit import RobenchViT
 
     net = getattr(model.module, "net", None)
-    if not isinstance(net, (RobenchViT, RobenchTextClassifier)):
+    if not isinstance(net, (RobenchViT, RobenchTextClassifier, RobenchLM)):
         raise RobenchError(f"{model.name}: diagnose needs a robench architecture (a zoo name or a robench "
                            "checkpoint); timm:/hf: models are not supported")
     return net
@@ -295,10 +305,13 @@ def hidden_states(model: LoadedModel, inputs: Tensor) -> tuple[list[Tensor], Ten
     """``[Y_0, block 1 output, ...]`` (each ``(B, N, D)``) for raw inputs, and the valid-token mask.
 
     Images are in [0, 1] (normalised here with the card's mean/std, as the wrapper does); text is
-    token ids. The mask is None for images and ``(B, N)`` (CLS + non-pad tokens) for text.
+    token ids. The mask is None for images and language-model windows (every token is real), ``(B, N)``
+    (CLS + non-pad tokens) for text.
     """
     net = robench_net(model)
     inputs = inputs.to(model.device)
+    if model.task == LM_TASK:
+        return net.forward_features(inputs, return_hidden=True)[1], None
     if model.task == "image-classification":
         wrapper = model.module
         _, hidden = net.forward_features((inputs - wrapper.mean) / wrapper.std, return_hidden=True)
@@ -335,6 +348,9 @@ def layer_diagnostics(model: LoadedModel, ds, noise: float, seed: int, batch_siz
         seeds = [example_seed(seed, ds.ids[p]) for p in pos]
         if image:
             noisy = gaussian_pixel_noise(x, noise, seeds)
+        elif model.task == LM_TASK:  # windows of token ids: no padding
+            tok = model.module.tokenizer
+            noisy = replace_tokens(x, noise, len(tok), seeds, pad_id=-1, specials=(tok.unk_id, tok.eos_id))
         else:
             x = model.module.encode(x)
             tok = model.module.tokenizer
@@ -358,6 +374,27 @@ def layer_diagnostics(model: LoadedModel, ds, noise: float, seed: int, batch_siz
     for l, (s, e) in enumerate(powers):
         rows.append(Measurement(model.name, SNR, l, None, snr_from_powers(s, e), UNITS[SNR]))
     return rows
+
+
+def lm_windows(model: LoadedModel, name: str, n: int | None, seed: int):
+    """A seeded sample of ``n`` (all if None) consecutive context-length windows of token file ``name``,
+    as a :class:`~robench.data.base.Dataset` of token-id rows (ids = window index, targets unused)."""
+    import numpy as np
+
+    from robench.data.base import Dataset, content_sha256
+    from robench.data.lmtext import read_lines
+
+    tok = model.module.tokenizer
+    context = tok.max_length
+    stream = tok.stream(read_lines(name, "evaluation file"))
+    k = len(stream) // context
+    if k == 0:
+        raise RobenchError(f"{name} holds {len(stream)} tokens, fewer than one context of {context} for {model.name}")
+    keep = np.arange(k) if n is None or n >= k else np.sort(np.random.default_rng(seed).choice(k, n, replace=False))
+    x = stream[: k * context].view(k, context)[torch.as_tensor(keep)]
+    y = torch.zeros(len(keep), dtype=torch.long)
+    return Dataset(name=name, task=LM_TASK, split="test", labels=["-"], inputs=x, targets=y,
+                   ids=[int(i) for i in keep], sha256=content_sha256(x, y))
 
 
 def _load(spec: str | LoadedModel, device: torch.device) -> LoadedModel:
@@ -388,6 +425,11 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
         if not name:
             raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
+        noise = DEFAULT_NOISE if args.noise is None else args.noise
+        check_noise(model, noise)
+        if model.task == LM_TASK:  # a token file: windows of the model's context
+            jobs.append((model, lm_windows(model, name, args.num_examples, args.seed), noise))
+            continue
         key = (name, args.split)
         if key not in datasets:
             datasets[key] = load_dataset(name, args.split)
@@ -395,8 +437,6 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         if ds.task != model.task:
             raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
         check_inputs(model, ds)
-        noise = DEFAULT_NOISE if args.noise is None else args.noise
-        check_noise(model, noise)
         jobs.append((model, select_examples(ds, args.num_examples, args.seed), noise))
     result = DiagnoseResult(rows=[])
     for model, ds, noise in jobs:
@@ -404,7 +444,7 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         result.rows += layer_diagnostics(model, ds, noise, args.seed, args.batch_size)
         family = "text" if model.task != "image-classification" else "vit"
         sens = attention_sensitivity(net.encoder.blocks[0].attn, family, args.lengths, args.delta, args.draws,
-                                     args.seed, device)
+                                     args.seed, device, causal=model.task == LM_TASK)
         result.rows += [Measurement(model.name, SENSITIVITY, None, n, v, UNITS[SENSITIVITY]) for n, v in sens.items()]
         result.noise[model.name] = _noise_description(model, noise)
         result.examples[model.name] = len(ds)

@@ -257,3 +257,43 @@ def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli
     assert proc.returncode == 0, proc.stderr
     assert_one_line_error(cli("evaluate", str(out), str(lm2), "--baseline", str(lm2), "--threat", "word-swap:rate=0.1"),
                           "read different token streams")
+
+
+def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
+    """diagnose on an LM: windows of the token file, token-replacement SNR, causal sensitivity."""
+    from robench.diagnose import lm_windows
+    from robench.loading import load_model
+
+    d, out = tiny_checkpoint
+    model = load_model(str(out), torch.device("cpu"))
+    stream = model.module.tokenizer.stream((d / "test.tokens").read_text(encoding="utf-8").splitlines())
+    ctx = model.module.tokenizer.max_length
+    ds = lm_windows(model, str(d / "test.tokens"), 3, seed=0)
+    assert len(ds) == 3 and ds.ids == sorted(ds.ids)
+    for i, row in zip(ds.ids, ds.inputs):
+        assert torch.equal(row, stream[i * ctx : (i + 1) * ctx])
+    assert len(lm_windows(model, str(d / "test.tokens"), None, seed=0)) == len(stream) // ctx
+    proc = cli("diagnose", str(out), "--dataset", str(d / "test.tokens"), "-n", "4", "--lengths", "16,32",
+               "--draws", "1", "--csv", str(tmp_path / "d.csv"))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((tmp_path / "d.csv").open()))
+    depth = json.loads(out.with_suffix(".json").read_text())["architecture"]["depth"]
+    assert [r["layer"] for r in rows if r["diagnostic"] == "token_uniformity"] == [str(i) for i in range(depth + 1)]
+    assert [r["n_tokens"] for r in rows if r["diagnostic"] == "attention_sensitivity"] == ["16", "32"]
+    proc = cli("diagnose", str(out), "--dataset", str(d / "test.tokens"), "-n", "4", "--noise", "0", "--lengths", "16",
+               "--draws", "1", "--csv", str(tmp_path / "d0.csv"))
+    assert proc.returncode == 0, proc.stderr
+    snr = [r["value"] for r in csv.DictReader((tmp_path / "d0.csv").open()) if r["diagnostic"] == "snr"]
+    assert snr and all(v == "inf" for v in snr)  # no replaced token: noisy states equal clean ones
+
+
+def test_causal_sensitivity_uses_the_causal_mask():
+    from robench.diagnose import attention_sensitivity, relative_sensitivity, sensitivity_inputs
+    from robench.models.attention import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(16, 2, kind="sa").double().eval()
+    x, dx = sensitivity_inputs(32, 16, 1e-3, 0, 0)
+    want = relative_sensitivity(attn, x.double(), dx.double(), causal=True)
+    assert attention_sensitivity(attn, "text", [32], draws=1, causal=True)[32] == pytest.approx(want, rel=1e-12)
+    assert want != pytest.approx(relative_sensitivity(attn, x.double(), dx.double()), rel=1e-3)
