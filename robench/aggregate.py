@@ -2,13 +2,14 @@
 
 A multi-seed study trains each variant with several seeds and evaluates each seed's models (for
 example ``results/studies/*.sh``: files ``seed-K.csv`` whose models are named ``PREFIX-VARIANT-sK``).
-:func:`aggregate_seeds` groups the rows by model name without its seed suffix, data (dataset, n) and
-threat, and
-gives per group the seeds' values (every seed, none dropped), their mean, sample standard deviation
-and range, and against the ``baseline`` group the per-seed paired difference (same seed, same
-threat), its mean and spread, how many seeds favour the model, a paired t-test over seeds and the
-per-seed exact McNemar p-values found in the rows (present when each seed was evaluated with
-``--baseline``; they test the examples of one seed, the t-test the seed-to-seed variation).
+:func:`aggregate_seeds` groups the rows by model name without its seed suffix, data (dataset, n)
+and threat, and gives per group the seeds' values (every seed, none dropped), their mean, sample
+standard deviation and range, and against the ``baseline`` group the per-seed paired difference
+(same seed, same threat), its mean and spread, how many seeds favour the model, a paired t-test over
+seeds and the per-seed paired p-values found in the rows (present when each seed was evaluated with
+``--baseline``: exact McNemar for accuracy, the window test for perplexity; they test the examples
+of one seed, the t-test the seed-to-seed variation). :func:`aggregate_diagnostics` does the same
+for ``robench diagnose`` CSVs (mean ± sd per diagnostic and layer or sequence length).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ SEED_PATTERN = r"^(?P<group>.+)-s(?P<seed>\d+)$"
 
 @dataclass
 class SeedSummary:
-    """One (model group, threat) over seeds; ``metric`` says what the values are (see ResultRow)."""
+    """One (model group, data, threat) over seeds; ``metric`` says what the values are (see ResultRow)."""
 
     group: str
     threat: str
@@ -73,7 +74,7 @@ def _round(x: float) -> float:
 
 def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
                     pattern: str = SEED_PATTERN) -> list[SeedSummary]:
-    """Summaries per (model group, threat), in first-seen order; see the module docstring."""
+    """Summaries per (model group, data, threat), in first-seen order; see the module docstring."""
     from scipy import stats
 
     # keyed by the data too: a threat run on a sample (-n) is another measurement than on the whole split
@@ -123,13 +124,17 @@ def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
     return out
 
 
-def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
+def _csv(items: Sequence, columns: list[str]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    for s in summaries:
-        w.writerow(asdict(s))
+    for item in items:
+        w.writerow(asdict(item))
     return buf.getvalue()
+
+
+def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
+    return _csv(summaries, SUMMARY_COLUMNS)
 
 
 def threat_labels(threats: Sequence[str]) -> dict[str, str]:
@@ -191,11 +196,11 @@ def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
     from robench.plots import _figure, _save
 
     plt = _figure()
-    datasets = list(dict.fromkeys((s.dataset, s.n) for s in summaries))
-    fig, axes = plt.subplots(len(datasets), 1, figsize=(max(6.4, 1.1 * max(
-        len({s.threat for s in summaries if (s.dataset, s.n) == d}) for d in datasets) + 2), 3.8 * len(datasets)), squeeze=False)
-    for ax, dataset in zip(axes[:, 0], datasets):
-        part = [s for s in summaries if (s.dataset, s.n) == dataset]
+    keys = list(dict.fromkeys((s.dataset, s.n) for s in summaries))  # one panel per (dataset, n)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(max(6.4, 1.1 * max(
+        len({s.threat for s in summaries if (s.dataset, s.n) == k}) for k in keys) + 2), 3.8 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        part = [s for s in summaries if (s.dataset, s.n) == key]
         threats = list(dict.fromkeys(s.threat for s in part))
         groups = list(dict.fromkeys(s.group for s in part))
         width = 0.8 / len(groups)
@@ -212,7 +217,7 @@ def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
         label = threat_labels(threats)
         ax.set_xticklabels([label[t] for t in threats], rotation=30, ha="right", fontsize=7)
         ax.set_ylabel("perplexity (lower is better)" if scale == 1.0 else "accuracy (%), higher is better")
-        ax.set_title(f"{Path(dataset[0]).name} (n={part[0].n}): mean over seeds {part[0].seeds}, dots = seeds", fontsize=9)
+        ax.set_title(f"{Path(key[0]).name} (n={part[0].n}): mean over seeds {part[0].seeds}, dots = seeds", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -288,12 +293,7 @@ def aggregate_diagnostics(rows: Sequence[dict[str, str]], pattern: str = SEED_PA
 
 
 def diagnostics_csv(summaries: Sequence[DiagnosticSummary]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=DIAGNOSTIC_SUMMARY_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for s in summaries:
-        w.writerow(asdict(s))
-    return buf.getvalue()
+    return _csv(summaries, DIAGNOSTIC_SUMMARY_COLUMNS)
 
 
 def diagnostics_markdown(summaries: Sequence[DiagnosticSummary]) -> str:
