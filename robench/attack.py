@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from robench.data.adversarial import ADV_FORMAT
+from robench.data.base import LM as LM_TASK
 from robench.device import resolve_device
 from robench.errors import RobenchError
 from robench.distributed import gather_max
@@ -80,7 +81,7 @@ def attack(args: AttackArgs) -> AttackReport:
     if shard is not None and args.save_adv is not None:
         raise RobenchError("--save-adv writes the whole adversarial set: run it without --shard or torchrun")
     model = load_spec(args.model, args, device)
-    if model.task == "language-modeling":
+    if model.task == LM_TASK:
         raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
     (job,) = prepare(args, [model])

@@ -47,10 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robench.data.base import LM as LM_TASK
 from robench.errors import RobenchError
 from robench.loading import LoadedModel
-
-LM_TASK = "language-modeling"  # robench.lm_eval.TASK (not imported: it pulls in the threat machinery)
 
 UNIFORMITY, SNR, SENSITIVITY = "token_uniformity", "snr", "attention_sensitivity"
 UNITS = {UNIFORMITY: "cosine", SNR: "dB", SENSITIVITY: "ratio"}

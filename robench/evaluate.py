@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from robench import __version__
-from robench.data.base import Dataset, stratified_sample
+from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
@@ -33,7 +33,6 @@ from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
 
 CLEAN = "none"
-LM_TASK = "language-modeling"
 
 
 @dataclass(kw_only=True)

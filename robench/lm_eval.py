@@ -42,13 +42,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from robench import __version__
+from robench.data.base import LM as TASK
 from robench.data.lmtext import read_lines
 from robench.errors import RobenchError
 from robench.fileio import atomic_write_text, sha256_file
 from robench.results.schema import ResultRow
 from robench.threats.base import Threat
 
-TASK = "language-modeling"
 METRIC = "perplexity"
 Z95 = 1.959963984540054
 TOKENS_PER_BATCH = 8192

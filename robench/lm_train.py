@@ -24,7 +24,8 @@ from robench.data.lmtext import LMTokenizer, read_lines
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.config import ArchConfig
-from robench.models.lm import TASK, LanguageModel
+from robench.data.base import LM as TASK
+from robench.models.lm import LanguageModel
 from robench.models.registry import build_model
 
 DEFAULTS = dict(family="lm", epochs=1, embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.0, lr=3e-3,

@@ -15,6 +15,7 @@ from torch import nn
 
 from robench.checkpoint.card import Card
 from robench.checkpoint.io import PICKLE_SUFFIXES, SAFE_SUFFIX, load_checkpoint
+from robench.data.base import IMAGE, LM
 from robench.data.tokenizer import WordTokenizer
 from robench.device import module_device
 from robench.errors import RobenchError
@@ -60,9 +61,9 @@ def list_zoo() -> list[str]:
 
 def wrap(net: nn.Module, card: Card) -> nn.Module:
     """Put the card's preprocessing contract in front of ``net``."""
-    if card.task == "image-classification":
+    if card.task == IMAGE:
         return ImageClassifier.from_contract(net, card.preprocessing)
-    if card.task == "language-modeling":
+    if card.task == LM:
         from robench.data.lmtext import LMTokenizer
         from robench.models.lm import LanguageModel
 

@@ -11,7 +11,7 @@ import torch
 
 from robench.errors import RobenchError
 
-IMAGE, TEXT = "image-classification", "text-classification"
+IMAGE, TEXT, LM = "image-classification", "text-classification", "language-modeling"  # card tasks
 
 
 @dataclass

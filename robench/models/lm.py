@@ -19,7 +19,6 @@ from robench.models.block import Encoder, init_weights
 from robench.models.config import ArchConfig
 from robench.models.registry import register_family
 
-TASK = "language-modeling"
 
 
 class RobenchLM(nn.Module):
