@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from robench import __version__
 from robench.checkpoint.card import Card
 from robench.checkpoint.io import save_checkpoint
+from robench.data.base import LM as TASK
 from robench.data.lmtext import LMTokenizer, read_lines
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.config import ArchConfig
-from robench.data.base import LM as TASK
 from robench.models.lm import LanguageModel
 from robench.models.registry import build_model
 
