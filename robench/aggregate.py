@@ -20,12 +20,12 @@ import math
 import re
 import statistics
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
 from robench.errors import RobenchError
-from robench.results.schema import ResultRow
+from robench.results.schema import ResultRow, dataclass_csv
 
 SEED_PATTERN = r"^(?P<group>.+)-s(?P<seed>\d+)$"
 
@@ -124,17 +124,8 @@ def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
     return out
 
 
-def _csv(items: Sequence, columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    w.writeheader()
-    for item in items:
-        w.writerow(asdict(item))
-    return buf.getvalue()
-
-
 def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
-    return _csv(summaries, SUMMARY_COLUMNS)
+    return dataclass_csv(summaries, SUMMARY_COLUMNS)
 
 
 def threat_labels(threats: Sequence[str]) -> dict[str, str]:
@@ -293,7 +284,7 @@ def aggregate_diagnostics(rows: Sequence[dict[str, str]], pattern: str = SEED_PA
 
 
 def diagnostics_csv(summaries: Sequence[DiagnosticSummary]) -> str:
-    return _csv(summaries, DIAGNOSTIC_SUMMARY_COLUMNS)
+    return dataclass_csv(summaries, DIAGNOSTIC_SUMMARY_COLUMNS)
 
 
 def diagnostics_markdown(summaries: Sequence[DiagnosticSummary]) -> str:

@@ -74,13 +74,18 @@ METRIC_COLUMNS = ["metric"]
 REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUMNS + METRIC_COLUMNS]
 
 
-def to_csv(rows: Sequence[ResultRow]) -> str:
+def dataclass_csv(items: Sequence, columns: Sequence[str]) -> str:
+    """CSV of dataclass instances, one column per field in ``columns`` (also robench.aggregate's summaries)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
-    for r in rows:
-        w.writerow(asdict(r))
+    for item in items:
+        w.writerow(asdict(item))
     return buf.getvalue()
+
+
+def to_csv(rows: Sequence[ResultRow]) -> str:
+    return dataclass_csv(rows, COLUMNS)
 
 
 def to_json(rows: Sequence[ResultRow]) -> str:
