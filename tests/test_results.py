@@ -29,9 +29,10 @@ def test_every_study_is_published():
 
 @pytest.mark.parametrize("summary", SUMMARIES, ids=[s.parent.name for s in SUMMARIES])
 def test_summary_is_the_aggregate_of_its_seed_files(summary):
-    """summary.csv == `robench aggregate seed-*.csv --baseline PREFIX-sa` over the committed files."""
+    """summary.csv == `robench aggregate seed-*.csv --baseline PREFIX-sa` (lib.sh's summarize) over the
+    committed files, PREFIX as the script declares it (`study PREFIX DIR`)."""
     script = (STUDIES / f"{summary.parent.name}.sh").read_text()
-    baseline = re.search(r"aggregate .*--baseline (\S+)", script)[1]
+    baseline = re.search(r"^study (\S+) ", script, re.M)[1] + "-sa"
     rows = [r for p in sorted(summary.parent.glob("seed-*.csv")) for r in read_rows(p)]
     assert summaries_csv(aggregate_seeds(rows, baseline)) == summary.read_text()
 

@@ -31,6 +31,43 @@ seed_models() {
   for v in $VARIANTS; do out+=("$3/$1-$v-s$2.safetensors"); done
   echo "${out[@]}"
 }
-# Checkpoints go to results/studies/STUDY/models/ (not committed; their sha256 is in every CSV row).
-# Training is skipped for a checkpoint that exists, so an interrupted study resumes; delete
-# models/ to retrain from scratch (CPU training is deterministic: the same sha256 comes back).
+
+# A study: `study PREFIX OUT` names its models PREFIX-VARIANT-sSEED and writes to OUT. Checkpoints go
+# to OUT/models/ (not committed; their sha256 is in every CSV row). Training is skipped for a
+# checkpoint that exists, so an interrupted study resumes; delete models/ to retrain from scratch
+# (CPU training is deterministic: the same sha256 comes back).
+study() {
+  PREFIX=$1 OUT=$2 M=$2/models EVALS=()
+  mkdir -p "$M"
+}
+
+# train_variants "DATA_ARGS" [ARGS]: `robench train DATA_ARGS --variant V --seed S ARGS` for every
+# variant and seed whose checkpoint is missing (the card records the command in that order).
+train_variants() {
+  local data=$1 s v out jobs=()
+  shift
+  for s in $SEEDS; do for v in $VARIANTS; do
+    out=$M/$PREFIX-$v-s$s.safetensors
+    [ -f "$out" ] || jobs+=("$R train $data --variant $v --seed $s $* --device $DEVICE --out $out --quiet")
+  done; done
+  parallel "${jobs[@]}"
+}
+
+# queue_evaluation SUFFIX ARGS: per seed, `robench evaluate ARGS` on its 4 models paired against its
+# `sa`, into OUT/seed-SEED{SUFFIX}.csv (attacks seeded 0); run_evaluations runs the queue.
+queue_evaluation() {
+  local suffix=$1 s
+  shift
+  for s in $SEEDS; do
+    EVALS+=("$R evaluate $(seed_models "$PREFIX" "$s" "$M") --baseline $M/$PREFIX-sa-s$s.safetensors $* --device $DEVICE --seed 0 --quiet --csv $OUT/seed-$s$suffix.csv")
+  done
+}
+run_evaluations() {
+  parallel "${EVALS[@]}"
+}
+
+# summarize: robench aggregate over every seed file, against PREFIX-sa -> OUT/summary.{csv,md,png}.
+summarize() {
+  $R aggregate "$OUT"/seed-*.csv --baseline "$PREFIX-sa" --csv "$OUT/summary.csv" --markdown "$OUT/summary.md" \
+    --plot "$OUT/summary.png" --quiet
+}

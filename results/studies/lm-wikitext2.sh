@@ -8,20 +8,11 @@
 # against its `sa`: perplexity difference and a paired window-clustered test on the same stream.
 # Outputs in results/studies/lm-wikitext2/: seed-K.csv, summary.{csv,md,png}.
 source "$(dirname "$0")/lib.sh"
-OUT=results/studies/lm-wikitext2
-M=$OUT/models; mkdir -p "$M"
-EPOCHS=${EPOCHS:-2}
+study wt2 results/studies/lm-wikitext2
 
-jobs=()
-for s in $SEEDS; do for v in $VARIANTS; do
-  [ -f $M/wt2-$v-s$s.safetensors ] || jobs+=("$R train --task lm --data $DATA/wikitext2/wiki.valid.tokens --eval-data $DATA/wikitext2/wiki.test.tokens --variant $v --seed $s --epochs $EPOCHS --device $DEVICE --out $M/wt2-$v-s$s.safetensors --quiet")
-done; done
-parallel "${jobs[@]}"
-
-jobs=()
-for s in $SEEDS; do
-  jobs+=("$R evaluate $(seed_models wt2 "$s" "$M") --baseline $M/wt2-sa-s$s.safetensors --threat word-swap:rate=0.05 --threat word-swap:rate=0.1 --threat word-swap:rate=0.2 --threat word-swap:rate=0.4 --device $DEVICE --seed 0 --quiet --csv $OUT/seed-$s.csv")
-done
-parallel "${jobs[@]}"
-
-$R aggregate $OUT/seed-*.csv --baseline wt2-sa --csv $OUT/summary.csv --markdown $OUT/summary.md --plot $OUT/summary.png --quiet
+train_variants "--task lm --data $DATA/wikitext2/wiki.valid.tokens --eval-data $DATA/wikitext2/wiki.test.tokens" \
+  --epochs "${EPOCHS:-2}"
+queue_evaluation "" --threat word-swap:rate=0.05 --threat word-swap:rate=0.1 --threat word-swap:rate=0.2 \
+  --threat word-swap:rate=0.4
+run_evaluations
+summarize

@@ -8,19 +8,10 @@
 # that seed's `sa`.
 # Outputs in results/studies/vision-digits/: seed-K.csv, summary.{csv,md,png}.
 source "$(dirname "$0")/lib.sh"
-OUT=results/studies/vision-digits
-M=$OUT/models; mkdir -p "$M"
+study digits results/studies/vision-digits
 
-jobs=()
-for s in $SEEDS; do for v in $VARIANTS; do
-  [ -f $M/digits-$v-s$s.safetensors ] || jobs+=("$R train --task digits --variant $v --seed $s --device $DEVICE --out $M/digits-$v-s$s.safetensors --quiet")
-done; done
-[ ${#jobs[@]} -eq 0 ] || parallel "${jobs[@]}"
-
-jobs=()
-for s in $SEEDS; do
-  jobs+=("$R evaluate $(seed_models digits "$s" "$M") --baseline $M/digits-sa-s$s.safetensors --threat fgsm:eps=0.1 --threat pgd:eps=0.05,alpha=0.0125,steps=20 --threat pgd:eps=0.1,alpha=0.025,steps=10 --threat spsa:eps=0.1 --threat corruption:name=all --device $DEVICE --seed 0 --quiet --csv $OUT/seed-$s.csv")
-done
-parallel "${jobs[@]}"
-
-$R aggregate $OUT/seed-*.csv --baseline digits-sa --csv $OUT/summary.csv --markdown $OUT/summary.md --plot $OUT/summary.png --quiet
+train_variants "--task digits"
+queue_evaluation "" --threat fgsm:eps=0.1 --threat pgd:eps=0.05,alpha=0.0125,steps=20 \
+  --threat pgd:eps=0.1,alpha=0.025,steps=10 --threat spsa:eps=0.1 --threat corruption:name=all
+run_evaluations
+summarize

@@ -9,26 +9,13 @@
 # seed's `sa`. Outputs in results/studies/vision-mnist/: seed-K.csv and seed-K.spsa.csv (rows),
 # summary.{csv,md,png} (robench aggregate).
 source "$(dirname "$0")/lib.sh"
-OUT=results/studies/vision-mnist
-M=$OUT/models; mkdir -p "$M"
+study mnist results/studies/vision-mnist
 SRC=$DATA/mnist/t10k-images-idx3-ubyte.gz
-EPOCHS=${EPOCHS:-15}
 
-jobs=()
-for s in $SEEDS; do for v in $VARIANTS; do
-  [ -f $M/mnist-$v-s$s.safetensors ] || jobs+=("$R train --task '$SRC[:8000]' --eval-data '$SRC[8000:]' --variant $v --seed $s --epochs $EPOCHS --device $DEVICE --out $M/mnist-$v-s$s.safetensors --quiet")
-done; done
-parallel "${jobs[@]}"
-
-gradient=(--threat fgsm:eps=0.02 --threat fgsm:eps=0.05 --threat fgsm:eps=0.1
-          --threat pgd:eps=0.02,alpha=0.005,steps=20 --threat pgd:eps=0.05,alpha=0.0125,steps=20
-          --threat pgd:eps=0.1,alpha=0.025,steps=20)
-jobs=()
-for s in $SEEDS; do
-  models=$(seed_models mnist "$s" "$M")
-  jobs+=("$R evaluate $models --baseline $M/mnist-sa-s$s.safetensors ${gradient[*]} --threat corruption:name=all --device $DEVICE --seed 0 --quiet --csv $OUT/seed-$s.csv")
-  jobs+=("$R evaluate $models --baseline $M/mnist-sa-s$s.safetensors --threat spsa:eps=0.1 -n 500 --device $DEVICE --seed 0 --quiet --csv $OUT/seed-$s.spsa.csv")
-done
-parallel "${jobs[@]}"
-
-$R aggregate $OUT/seed-*.csv --baseline mnist-sa --csv $OUT/summary.csv --markdown $OUT/summary.md --plot $OUT/summary.png --quiet
+train_variants "--task '$SRC[:8000]' --eval-data '$SRC[8000:]'" --epochs "${EPOCHS:-15}"
+queue_evaluation "" --threat fgsm:eps=0.02 --threat fgsm:eps=0.05 --threat fgsm:eps=0.1 \
+  --threat pgd:eps=0.02,alpha=0.005,steps=20 --threat pgd:eps=0.05,alpha=0.0125,steps=20 \
+  --threat pgd:eps=0.1,alpha=0.025,steps=20 --threat corruption:name=all
+queue_evaluation .spsa --threat spsa:eps=0.1 -n 500
+run_evaluations
+summarize
