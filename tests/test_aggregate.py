@@ -10,7 +10,7 @@ import statistics
 import pytest
 
 from conftest import assert_one_line_error
-from robench.aggregate import aggregate_seeds, split_seed, summaries_markdown
+from robench.aggregate import aggregate_seeds, split_seed, summaries_csv, summaries_markdown
 from robench.errors import RobenchError
 from robench.results.schema import ResultRow, export
 
@@ -160,3 +160,13 @@ def test_threat_labels_keep_the_parameters_that_tell_threats_apart():
         "fgsm:eps=0.1,target=none": "fgsm:eps=0.1",
         "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none": "pgd:alpha=0.025,eps=0.1,steps=10",
         "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=20,target=none": "pgd:alpha=0.025,eps=0.1,steps=20"}
+
+
+def test_cli_dash_is_stdout_and_plot_needs_a_path(tmp_path, cli):
+    export(rows(), tmp_path / "r.csv", "csv")
+    proc = cli("aggregate", str(tmp_path / "r.csv"), "--baseline", "m-sa", "--csv", "-", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == summaries_csv(aggregate_seeds(rows(), "m-sa"))  # machine output only: no table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no file called "-"
+    assert_one_line_error(cli("aggregate", str(tmp_path / "r.csv"), "--plot", "-", cwd=tmp_path), "--plot needs a file path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]

@@ -328,3 +328,13 @@ def test_cli_writes_csv_and_png(cli, tmp_path):
 ])
 def test_cli_bad_input(cli, args, fragment):
     assert_one_line_error(cli("diagnose", *args, "--device", "cpu"), fragment)
+
+
+def test_cli_csv_to_stdout_is_the_only_output(cli, tmp_path):
+    proc = cli("diagnose", "digits-vit-bsa", "-n", "8", "--lengths", "16", "--draws", "1", "--device", "cpu",
+               "--csv", "-", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ",".join(CSV_COLUMNS) and all(len(l.split(",")) == len(CSV_COLUMNS) for l in lines)
+    assert [l.split(",")[1] for l in lines[1:]].count("attention_sensitivity") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -16,8 +16,8 @@ def aggregate(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model group (name without its seed suffix) to compare with, seed by seed (result files only)."),
     seed_pattern: str = typer.Option(r"^(?P<group>.+)-s(?P<seed>\d+)$", "--seed-pattern",
                                      help="Regex with named groups 'group' and 'seed' splitting a model name."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="One row per (model group, threat)."),
-    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Markdown tables (one per dataset)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="One row per (model group, data, threat) ('-' for stdout)."),
+    markdown: Optional[Path] = typer.Option(None, "--markdown", help="Markdown tables, one per dataset ('-' for stdout)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: bars of the mean, a dot per seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table."),
 ) -> None:
@@ -27,9 +27,8 @@ def aggregate(
     from rich.table import Table
 
     from robench.aggregate import aggregate_seeds, is_diagnostics_file, plot_summaries, summaries_csv, summaries_markdown
-    from robench.cli.evaluate_cmd import check_export_paths
+    from robench.cli.evaluate_cmd import check_export_paths, write_text_export
     from robench.errors import RobenchError
-    from robench.fileio import atomic_write_text
     from robench.plots import close
     from robench.render import short_threat
     from robench.results.schema import read_rows
@@ -46,7 +45,7 @@ def aggregate(
         _diagnostics(paths, baseline, seed_pattern, csv, markdown, plot, quiet)
         return
     summaries = aggregate_seeds([r for p in paths for r in read_rows(p)], baseline, seed_pattern)
-    if not quiet:
+    if not quiet and "-" not in (str(csv), str(markdown)):  # stdout carries the machine output then
         table = Table(title="mean ± sd over seeds (accuracy %, or perplexity: lower is better)")
         for col in ("model", "n", "threat", "seeds", "mean ± sd", "Δ vs " + (baseline or "-"), "better", "t-test p",
                     "McNemar p"):
@@ -59,30 +58,27 @@ def aggregate(
                           "" if s.ttest_p is None else f"{s.ttest_p:.3g}", s.mcnemar_p)
         out_console.print(table)
     if csv is not None:
-        atomic_write_text(csv, summaries_csv(summaries))
+        write_text_export(csv, summaries_csv(summaries), f"{len(summaries)} summaries")
     if markdown is not None:
-        atomic_write_text(markdown, summaries_markdown(summaries))
+        write_text_export(markdown, summaries_markdown(summaries), "markdown")
     if plot is not None:
         close(plot_summaries(summaries, plot))
-    if csv or markdown or plot:
-        err_console.print(f"wrote {len(summaries)} summaries -> {', '.join(str(p) for p in (csv, markdown, plot) if p)}")
+        err_console.print(f"wrote plot -> {plot}")
 
 
 def _diagnostics(paths: List[Path], baseline: Optional[str], seed_pattern: str, csv: Optional[Path],
                  markdown: Optional[Path], plot: Optional[Path], quiet: bool) -> None:
     """``robench diagnose`` CSVs: mean ± sd over seeds per model group, diagnostic and layer (or N)."""
     from robench.aggregate import aggregate_diagnostics, diagnostics_csv, diagnostics_markdown, read_diagnostics
+    from robench.cli.evaluate_cmd import write_text_export
     from robench.errors import RobenchError
-    from robench.fileio import atomic_write_text
 
     if baseline is not None or plot is not None:
         raise RobenchError("--baseline and --plot apply to result files; diagnostics take --csv and --markdown")
     summaries = aggregate_diagnostics([r for p in paths for r in read_diagnostics(p)], seed_pattern)
-    if not quiet:
+    if not quiet and "-" not in (str(csv), str(markdown)):
         out_console.print(diagnostics_markdown(summaries), highlight=False, markup=False)
     if csv is not None:
-        atomic_write_text(csv, diagnostics_csv(summaries))
+        write_text_export(csv, diagnostics_csv(summaries), f"{len(summaries)} summaries")
     if markdown is not None:
-        atomic_write_text(markdown, diagnostics_markdown(summaries))
-    if csv or markdown:
-        err_console.print(f"wrote {len(summaries)} summaries -> {', '.join(str(p) for p in (csv, markdown) if p)}")
+        write_text_export(markdown, diagnostics_markdown(summaries), "markdown")

@@ -27,15 +27,14 @@ def diagnose(
     lengths: str = typer.Option("64,128,256,512,1024,2048", "--lengths", help="Sequence lengths N for attention sensitivity."),
     delta: float = typer.Option(1e-3, "--delta", help="Relative size ||dx||/||x|| of the attention-sensitivity perturbation."),
     draws: int = typer.Option(4, "--draws", help="Random inputs per length (averaged)."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Long format: model, diagnostic, layer, n_tokens, value, unit."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Long format: model, diagnostic, layer, n_tokens, value, unit ('-' for stdout)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG with three panels."),
 ) -> None:
     """Mechanism diagnostics: token uniformity and SNR per layer, first-layer attention sensitivity vs N."""
     from rich.table import Table
 
-    from robench.cli.evaluate_cmd import check_export_paths
+    from robench.cli.evaluate_cmd import check_export_paths, write_text_export
     from robench.diagnose import SENSITIVITY, SNR, UNIFORMITY, DiagnoseArgs, diagnose as run_diagnose, plot_diagnostics
-    from robench.fileio import atomic_write_text
     from robench.plots import close
 
     check_export_paths({"csv": csv, "plot": plot})
@@ -52,7 +51,7 @@ def diagnose(
         (SENSITIVITY, "first attention layer: relative sensitivity (||dA||/||A||) / (||dx||/||x||) vs N",
          f"random unit-variance tokens, delta={delta:g}, {draws} draws, seed {seed}", "N=", 3),
     ]
-    for diag, title, caption, prefix, digits in specs:
+    for diag, title, caption, prefix, digits in specs if str(csv) != "-" else []:  # stdout carries the CSV then
         keys = list(dict.fromkeys(k for m in result.models for k, _ in result.series(m, diag)))
         table = Table()  # title and caption as plain lines: a narrow table would wrap them
         table.add_column("model", no_wrap=True)
@@ -65,8 +64,7 @@ def diagnose(
         out_console.print(table)
         out_console.print(caption, highlight=False)
     if csv is not None:
-        atomic_write_text(csv, result.to_csv())
-        err_console.print(f"wrote {len(result.rows)} rows -> {csv}")
+        write_text_export(csv, result.to_csv(), f"{len(result.rows)} rows")
     if plot is not None:
         close(plot_diagnostics(result, plot))
         err_console.print(f"wrote plot -> {plot}")

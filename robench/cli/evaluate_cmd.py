@@ -19,6 +19,8 @@ def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
     from robench.errors import RobenchError
 
     for flag, p in paths.items():
+        if p is not None and str(p) == "-" and flag == "plot":
+            raise RobenchError("--plot needs a file path ('-', stdout, is for the text exports)")
         if p is None or str(p) == "-":
             continue
         if p.is_dir():
@@ -48,17 +50,23 @@ def warn(message: str) -> None:
     sys.stderr.write(f"robench: warning: {' '.join(message.split())}\n")
 
 
+def write_text_export(path: Path, text: str, what: str) -> None:
+    """``text`` to stdout for ``-`` (machine output), else atomically to ``path`` with a note on stderr."""
+    from robench.fileio import atomic_write_text
+
+    if str(path) == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(path, text)
+        err_console.print(f"wrote {what} -> {path}")
+
+
 def write_exports(rows, paths: dict[str, Optional[Path]]) -> None:
-    from robench.results.schema import EXPORTERS, export
+    from robench.results.schema import EXPORTERS
 
     for fmt, p in paths.items():
-        if p is None:
-            continue
-        if str(p) == "-":
-            sys.stdout.write(EXPORTERS[fmt](rows))
-        else:
-            export(rows, p, fmt)
-            err_console.print(f"wrote {fmt} -> {p}")
+        if p is not None:
+            write_text_export(p, EXPORTERS[fmt](rows), fmt)
 
 
 @app.command()
