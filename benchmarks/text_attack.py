@@ -12,7 +12,7 @@ import argparse
 import time
 
 from robench.data.registry import load_dataset
-from robench.evaluate import clean_records, select_examples
+from robench.jobs import clean_records, select_examples
 from robench.loading import load_model
 from robench.resources.nltk_setup import import_textattack
 from robench.results.records import summarize

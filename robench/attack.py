@@ -6,24 +6,25 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from robench.data.adversarial import ADV_FORMAT
+from robench.data.adversarial import ADV_FORMAT, StreamingImages
+from robench.data.loader import Feed
 from robench.data.base import LM as LM_TASK
 from robench.device import resolve_device
 from robench.errors import RobenchError
 from robench.distributed import gather_max
 from robench.evaluate import (
-    CLEAN, RunArgs, apply_budget, clean_records, complete, load_spec, make_row, owned_clean, prepare, resolve_shard,
-    run_config, shard_out,
+    CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, owned_clean, resolve_shard, run_config, shard_out,
 )
-from robench.fileio import atomic_write_bytes
+from robench.jobs import Job, load_spec, prepare, run_clean
 from robench.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.schema import ResultRow
 from robench.results.store import RecordStore
-from robench.runner import attack_records, check_modality
+from robench.runner import KeepAdv, attack_records, check_modality
 from robench.sanity import attach, model_flags
 from robench.threats.registry import build_threat
 
@@ -50,23 +51,35 @@ class AttackReport:
     labels: list[str] = field(default_factory=list)
 
 
-def save_adversarials(path: Path, model: LoadedModel, ds, records: list[Record], adv: dict[int, torch.Tensor], threat: str) -> None:
-    """All examples of the run (adversarial where attacked, clean otherwise) as safetensors."""
-    from safetensors.torch import save
+def open_adversarials(path: Path, job: Job, threat: str) -> StreamingImages:
+    """The ``--save-adv`` file of a run, filled batch by batch as the attack runs (memory stays
+    O(batch) however many images); renamed into place by :func:`finish_adversarials`."""
+    model, ds = job.model, job.ds
+    pre = job.feed.pre if job.feed is not None else None
+    shape = tuple(ds.inputs.shape[1:]) if isinstance(ds.inputs, torch.Tensor) else (pre.channels, *pre.size)
+    meta = {"format": ADV_FORMAT, "labels": json.dumps(model.labels), "model": model.name,
+            "checkpoint_sha256": model.sha256, "threat": threat, "dataset": ds.name, "split": ds.split}
+    return StreamingImages(path, len(ds), shape, meta)
 
-    images = ds.inputs.clone()
-    for pos, x in adv.items():
-        images[pos] = x
-    tensors = {
-        "images": images.contiguous(),
+
+def finish_adversarials(out: StreamingImages, job: Job, records: list[Record], rerun: Callable[[KeepAdv], None]) -> None:
+    """Complete the file: every attacked example's adversarial image (``rerun`` recomputes them when
+    the records came back from ``--out`` without images), the clean image of every other example
+    (as the model saw it), labels, ids and predictions."""
+    ds = job.ds
+    attacked = {p for p, r in enumerate(records) if r.clean_correct}
+    if out.positions != attacked:
+        rerun(out.write)
+    rest = [p for p, r in enumerate(records) if not r.clean_correct]
+    feed = job.feed or Feed(None, job.model.device)
+    for batch in feed.batches(ds, [rest[i : i + 256] for i in range(0, len(rest), 256)]):
+        out.write(batch.positions, batch.x)
+    out.commit({
         "labels": ds.targets.clone(),
         "ids": torch.tensor(ds.ids, dtype=torch.long),
         "clean_preds": torch.tensor([r.clean_pred for r in records], dtype=torch.long),
         "adv_preds": torch.tensor([r.attacked_pred for r in records], dtype=torch.long),
-    }
-    meta = {"format": ADV_FORMAT, "labels": json.dumps(model.labels), "model": model.name,
-            "checkpoint_sha256": model.sha256, "threat": threat, "dataset": ds.name, "split": ds.split}
-    atomic_write_bytes(path, save(tensors, metadata=meta))
+    })
 
 
 def attack(args: AttackArgs) -> AttackReport:
@@ -84,30 +97,38 @@ def attack(args: AttackArgs) -> AttackReport:
     if model.task == LM_TASK:
         raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
-    (job,) = prepare(args, [model])
-    ds = job.ds
+    jobs = prepare(args, [model])
+    if len(jobs) > 1:
+        raise RobenchError(f"{args.dataset} has {len(jobs)} parts; `robench attack` takes one: give one part's folder "
+                           "(imagenet:DIR/CORRUPTION/SEVERITY) or use `robench evaluate`")
+    (job,) = jobs
+    model = job.model  # ImageNet-A/R: logits restricted to the dataset's classes
     store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))
-    flags = model_flags(model, ds, args.seed)
+    flags = model_flags(model, job.ds, args.seed, job.feed)
     start = time.perf_counter()
-    clean_all = clean_records(model, ds, args.batch_size)
+    clean_all = run_clean(job, args.batch_size)
+    ds = job.ds  # --skip-unreadable may have left examples out
+    note_skipped(job, store, None)
     clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard)), ds, shard)
-    clean_row = make_row(model, ds, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
-    adv: dict[int, torch.Tensor] | None = {} if args.save_adv is not None else None
-    start = time.perf_counter()
-    records = complete(store.records(model.name, threat.spec, lambda journal: attack_records(
-        model, ds, threat, clean_all, args.batch_size, args.seed, keep_adv=adv, journal=journal, shard=shard,
-        amp=args.amp)), ds, shard)
-    seconds = time.perf_counter() - start
-    if shard is not None and shard.distributed:
-        seconds = gather_max(seconds)
-    row = make_row(model, ds, threat.spec, records, threat.norm, seconds, args.seed, device)
-    attach([clean_row, row], {model.name: flags}, {})
-    store.write_rows([clean_row, row])
-    if args.save_adv is not None:
-        if len(adv) != sum(r.clean_correct for r in records):  # records read back from --out: no images
-            adv = {}
-            attack_records(model, ds, threat, clean, args.batch_size, args.seed, keep_adv=adv, amp=args.amp)
-        save_adversarials(args.save_adv, model, ds, records, adv, threat.spec)
+    clean_row = make_row(job, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
+    adv = open_adversarials(args.save_adv, job, threat.spec) if args.save_adv is not None else None
+    try:
+        start = time.perf_counter()
+        records = complete(store.records(model.name, threat.spec, lambda journal: attack_records(
+            model, ds, threat, clean_all, args.batch_size, args.seed, keep_adv=adv.write if adv else None,
+            journal=journal, shard=shard, amp=args.amp, feed=job.feed)), ds, shard)
+        seconds = time.perf_counter() - start
+        if shard is not None and shard.distributed:
+            seconds = gather_max(seconds)
+        row = make_row(job, threat.spec, records, threat.norm, seconds, args.seed, device)
+        attach([clean_row, row], {model.name: flags}, {})
+        store.write_rows([clean_row, row])
+        if adv is not None:
+            finish_adversarials(adv, job, records, lambda keep: attack_records(
+                model, ds, threat, clean, args.batch_size, args.seed, keep_adv=keep, amp=args.amp, feed=job.feed))
+    finally:
+        if adv is not None:
+            adv.abort()  # no-op once committed: a failed run leaves no half-written file
     attacked = [r for r in records if r.clean_correct]
     broken = [r for r in attacked if not r.robust]
     shown = {r.id for r in broken[:5]}

@@ -39,6 +39,7 @@ attention layer of the sensitivity measure runs with its causal mask on position
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -414,7 +415,9 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     """Run the three diagnostics on every model of ``args`` (models and data checked before any work)."""
     from robench.data.registry import load_dataset
     from robench.device import resolve_device
-    from robench.evaluate import check_inputs, select_examples
+    from robench.data.loader import Feed
+    from robench.data.preprocess import from_contract
+    from robench.jobs import check_inputs, select_examples
 
     device = resolve_device(args.device)
     models = [_load(spec, device) for spec in args.models]
@@ -435,8 +438,12 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         ds = datasets[key]
         if ds.task != model.task:
             raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
-        check_inputs(model, ds)
-        jobs.append((model, select_examples(ds, args.num_examples, args.seed), noise))
+        pre = from_contract(model.card.preprocessing) if ds.task == "image-classification" else None
+        check_inputs(model, ds, pre)
+        sample = select_examples(ds, args.num_examples, args.seed)
+        if sample.lazy:  # image files: the (small) sample decoded once, as the model's preprocessing feeds it
+            sample = dataclasses.replace(sample, inputs=Feed(pre, torch.device("cpu")).tensor(sample))
+        jobs.append((model, sample, noise))
     result = DiagnoseResult(rows=[])
     for model, ds, noise in jobs:
         net = robench_net(model)

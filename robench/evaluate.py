@@ -15,17 +15,18 @@ from typing import Callable, Sequence
 import torch
 
 from robench import __version__
-from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
-from robench.data.registry import load_dataset
+from robench.data.base import LM as LM_TASK, Dataset
+from robench.data.preprocess import INTERPOLATIONS
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
 from robench.errors import RobenchError
-from robench.loading import LoadedModel, list_zoo, load_model
+from robench.jobs import Job, load_spec, prepare, run_clean
+from robench.loading import LoadedModel, list_zoo
 from robench.probe import probe_preprocessing
 from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
 from robench.results.stats import mcnemar_exact, wilson_interval
-from robench.results.store import RecordStore
+from robench.results.store import RecordStore, record_key
 from robench.runner import attack_records, check_modality
 from robench.sanity import Flag, attach, model_flags, row_flags
 from robench.threats.base import Threat
@@ -33,6 +34,7 @@ from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
 
 CLEAN = "none"
+ResultKey = tuple[str, str, str, str]  # (model, dataset, split, threat spec): what one list of records is about
 
 
 @dataclass(kw_only=True)
@@ -57,6 +59,12 @@ class RunArgs:
     label_column: str | None = None
     image_column: str | None = None
     shard: str | None = None  # "i/n": evaluate shard i of n, records under --out DIR/shard-i-of-n for `robench merge`
+    # Image files (folders, image tables, Arrow datasets, the ImageNet family) are decoded on demand:
+    workers: int | None = None  # decoding processes (default: robench.data.loader.default_workers); 0 = in process
+    img_size: int | None = None  # override the model's input size / crop_pct / interpolation (robench.data.preprocess)
+    crop_pct: float | None = None
+    interpolation: str | None = None
+    skip_unreadable: bool = False  # leave unreadable images out (listed in the run config) instead of stopping
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -73,6 +81,14 @@ class RunArgs:
             raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")
         if self.shard is not None:
             parse_shard(self.shard)
+        if self.workers is not None and self.workers < 0:
+            raise RobenchError(f"--workers must be >= 0 (0 decodes images in the main process), got {self.workers}")
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise RobenchError(f"--crop-pct must be in (0, 1], got {self.crop_pct}")
+        if self.img_size is not None and self.img_size < 1:
+            raise RobenchError(f"--img-size must be >= 1, got {self.img_size}")
+        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
+            raise RobenchError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
 
 
 @dataclass(kw_only=True)
@@ -83,46 +99,6 @@ class EvaluateArgs(RunArgs):
     suite: str = "default"
     threats: Sequence[str] = ()
     baseline: str | None = None
-
-
-def check_labels(model: LoadedModel, ds: Dataset) -> None:
-    """The dataset's label names must be the model's, in the same order."""
-    if len(ds.labels) != len(model.labels):
-        raise RobenchError(
-            f"model {model.name} has {len(model.labels)} labels but dataset {ds.name} has {len(ds.labels)}; "
-            "evaluate it on a dataset with the same label set"
-        )
-    anonymous = list(ds.labels) == [str(i) for i in range(len(ds.labels))]
-    if list(ds.labels) != list(model.labels) and not anonymous:  # integer labels carry no names to compare
-        diff = [f"{i}: model {a!r} vs data {b!r}" for i, (a, b) in enumerate(zip(model.labels, ds.labels)) if a != b]
-        raise RobenchError(f"label names of model {model.name} and dataset {ds.name} differ ({'; '.join(diff[:3])})")
-    if model.task != ds.task:
-        raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
-
-
-def select_examples(ds: Dataset, n: int | None, seed: int) -> Dataset:
-    """The whole split, or a seeded stratified sample of ``n`` examples."""
-    return ds if n is None or n >= len(ds) else ds.subset(stratified_sample(ds.targets, n, seed))
-
-
-@torch.inference_mode()
-def predict(model: LoadedModel, ds: Dataset, batch_size: int) -> torch.Tensor:
-    """Clean predictions for every example, in dataset order."""
-    module, device = model.module, model.device
-    preds = []
-    for _, x, _ in ds.batches(batch_size):
-        if not isinstance(x, torch.Tensor):
-            x = module.encode(x)
-        logits = module(x.to(device))
-        if not torch.isfinite(logits).all():
-            raise RobenchError(f"model {model.name} produced NaN or inf logits; the checkpoint or its inputs are broken")
-        preds.append(logits.argmax(-1).cpu())
-    return torch.cat(preds)
-
-
-def clean_records(model: LoadedModel, ds: Dataset, batch_size: int) -> list[Record]:
-    preds = predict(model, ds, batch_size)
-    return [Record(id=i, label=int(y), clean_pred=int(p), attacked_pred=int(p)) for i, y, p in zip(ds.ids, ds.targets, preds)]
 
 
 def modality_of(model: LoadedModel) -> str:
@@ -152,17 +128,25 @@ def summary_fields(records: list[Record]) -> dict:
     lo, hi = wilson_interval(s.robust, s.n)
     return dict(n=s.n, clean_acc=s.clean_acc, attacked_acc=s.attacked_acc, attacked_ci_low=lo, attacked_ci_high=hi,
                 attack_success_rate=s.attack_success_rate, mean_perturbation=s.mean_perturbation,
-                mean_queries=s.mean_queries)
+                mean_queries=s.mean_queries,
+                clean_top5=None if s.clean_top5 is None else s.clean_top5 / s.n,
+                attacked_top5=None if s.robust_top5 is None else s.robust_top5 / s.n)
 
 
-def make_row(model: LoadedModel, ds: Dataset, threat: str, records: list[Record], unit: str,
-             seconds: float, seed: int, device: torch.device) -> ResultRow:
+def make_row(job: Job, threat: str, records: list[Record], unit: str, seconds: float, seed: int,
+             device: torch.device) -> ResultRow:
     """Summarise records into the result schema."""
+    model, ds = job.model, job.ds
     return ResultRow(
         model=model.name, checkpoint_sha256=model.sha256, task=model.task, dataset=ds.name, split=ds.split,
         threat=threat, perturbation_unit=unit, seconds=seconds, seed=seed, device=str(device),
-        robench_version=__version__, **summary_fields(records),
+        robench_version=__version__, preprocessing=job.preprocessing, dataset_sha256=ds.identity(),
+        **summary_fields(records),
     )
+
+
+def row_key(row: ResultRow) -> ResultKey:
+    return (row.model, row.dataset, row.split, row.threat)
 
 
 def set_pooled_n(row: ResultRow, n: int) -> None:
@@ -171,13 +155,13 @@ def set_pooled_n(row: ResultRow, n: int) -> None:
     row.attacked_ci_low, row.attacked_ci_high = (round(v, 6) for v in wilson_interval(round(row.attacked_acc * n), n))
 
 
-def relative_mce(results: dict, model: str, baseline: str, parts: list[Threat]) -> float | None:
+def relative_mce(results: dict[ResultKey, list[Record]], row: ResultRow, baseline: str, parts: list[Threat]) -> float | None:
     """Mean corruption error relative to the baseline (Hendrycks & Dietterich 2019, with the
     baseline in AlexNet's place): mean over corruptions of sum_s err(model) / sum_s err(baseline)."""
     errs: dict[str, list[float]] = {}
     for part in parts:
-        mine = summarize(results[(model, part.spec)]).attacked_acc
-        base = summarize(results[(baseline, part.spec)]).attacked_acc
+        mine = summarize(results[(row.model, row.dataset, row.split, part.spec)]).attacked_acc
+        base = summarize(results[(baseline, row.dataset, row.split, part.spec)]).attacked_acc
         e = errs.setdefault(part.values["name"], [0.0, 0.0])
         e[0] += 1 - mine
         e[1] += 1 - base
@@ -186,17 +170,17 @@ def relative_mce(results: dict, model: str, baseline: str, parts: list[Threat]) 
     return round(sum(m / b for m, b in errs.values()) / len(errs), 6)
 
 
-def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Record]], baseline: str) -> None:
-    """Paired difference to the baseline model and an exact McNemar p-value, per (model, threat),
+def add_baseline(rows: list[ResultRow], results: dict[ResultKey, list[Record]], baseline: str) -> None:
+    """Paired difference to the baseline model and an exact McNemar p-value, per (model, data, threat),
     computed on the same examples (same dataset, split, sample)."""
     base_rows = {(r.dataset, r.split, r.threat): r for r in rows if r.model == baseline}
     if not base_rows:
         raise RobenchError(f"--baseline {baseline!r} is not one of the evaluated models")
     for r in rows:
         b = base_rows.get((r.dataset, r.split, r.threat))
-        if b is None or r.model == baseline:
-            continue
-        mine, theirs = results[(r.model, r.threat)], results[(baseline, r.threat)]
+        if b is None or r.model == baseline or row_key(r) not in results:
+            continue  # rows without records of their own (ImageNet-C summaries) are not paired
+        mine, theirs = results[row_key(r)], results[row_key(b)]
         if [x.id for x in mine] != [x.id for x in theirs]:  # pooled rows compare example-by-example too
             raise RobenchError(f"cannot pair {r.model} with baseline {baseline}: they were evaluated on different examples")
         only_base = sum(t.robust and not m.robust for m, t in zip(mine, theirs))
@@ -206,76 +190,25 @@ def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Reco
         parts = build_threat(r.threat).expand() if r.threat != CLEAN else []
         if len(parts) > 1:
             # pooled rows: the 75 outcomes of one image are not independent pairs, so no McNemar test
-            r.mce = relative_mce(results, r.model, baseline, parts)
+            r.mce = relative_mce(results, r, baseline, parts)
         else:
             r.mcnemar_p = mcnemar_exact(only_mine, only_base)
-
-
-def load_spec(spec: str, args: RunArgs, device: torch.device) -> LoadedModel:
-    """Load one MODEL argument with the run's options (timm models are sized by --dataset's labels)."""
-    labels = None
-    if str(spec).startswith("timm:"):
-        if not args.dataset:
-            raise RobenchError(f"{spec}: a timm model needs --dataset (its labels size the classifier head)")
-        labels = load_dataset(args.dataset, args.split, args.columns).labels
-    return load_model(spec, device, arch=args.arch, labels=labels, model_args=args.model_args, mean=args.mean, std=args.std)
-
-
-def check_inputs(model: LoadedModel, ds: Dataset) -> None:
-    """Image datasets must have the shape the model's preprocessing contract expects."""
-    pre = model.card.preprocessing
-    if pre.get("kind") == "image" and isinstance(ds.inputs, torch.Tensor):
-        want = (int(pre["channels"]), *map(int, pre["size"]))
-        got = tuple(ds.inputs.shape[1:])
-        if got != want:
-            raise RobenchError(
-                f"dataset {ds.name} has images of shape {got} (C, H, W) but model {model.name} expects {want}; "
-                "use a dataset of that size or a model built for it"
-            )
-
-
-@dataclass
-class Job:
-    """One model with its (sampled) evaluation data, checked before any work starts."""
-
-    model: LoadedModel
-    ds: Dataset
-    expected_accuracy: float | None
-
-
-def prepare(args: RunArgs, models: list[LoadedModel], datasets: dict[tuple[str, str], Dataset] | None = None) -> list[Job]:
-    """Load and check each model's dataset (fail fast on any bad input), sample the examples."""
-    datasets = {} if datasets is None else datasets
-    jobs = []
-    for model in models:
-        if model.module.training:
-            raise RobenchError(f"model {model.name} is in training mode (dropout or batch-norm statistics would change "
-                               "under attack); call .eval() on it first")
-        name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
-        if not name:
-            raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
-        key = (name, args.split)
-        if key not in datasets:
-            datasets[key] = load_dataset(name, args.split, args.columns)
-        ds = datasets[key]
-        check_labels(model, ds)
-        check_inputs(model, ds)
-        ds = select_examples(ds, args.num_examples, args.seed)
-        expected = args.expect_accuracy
-        if expected is None and model.card.evaluation.get("dataset") == ds.name:
-            expected = model.card.evaluation.get("clean_accuracy")
-        jobs.append(Job(model, ds, expected))
-    return jobs
 
 
 def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str], device: torch.device,
                shard: Shard | None = None) -> dict:
     """Everything that changes the records of a run: what ``--out`` resumes (and merges) must match it."""
+    data = []
+    for j in jobs:
+        entry = [j.ds.name, j.ds.split, j.ds.identity(), len(j.ds)]
+        if j.preprocessing:  # file-backed images: what they go through is part of the data
+            entry.append(j.preprocessing)
+        data.append(entry)
     return {
         "shard": [shard.index, shard.count] if shard else None,
         "command": command,
         "models": [[j.model.name, j.model.sha256] for j in jobs],
-        "data": [[j.ds.name, j.ds.split, j.ds.sha256, len(j.ds)] for j in jobs],
+        "data": data,
         "num_examples": args.num_examples, "seed": args.seed, "batch_size": args.batch_size,
         "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device), "robench_version": __version__,
     }
@@ -309,19 +242,87 @@ def complete(records: list[Record], ds: Dataset, shard: Shard | None) -> list[Re
     return gather_records(records, {i: p for p, i in enumerate(ds.ids)})
 
 
+def note_skipped(job: Job, store: RecordStore, on_warning: Callable[[str], None] | None) -> None:
+    """``--skip-unreadable``: say which images were left out, and keep the list in run.json."""
+    if not job.skipped:
+        return
+    store.annotate("skipped_unreadable", {job.ds.name + (f" [{job.ds.part}]" if job.ds.part else ""): job.skipped})
+    if on_warning:
+        on_warning(f"{job.model.name}: {len(job.skipped)} unreadable image(s) left out of {job.ds.name} "
+                   f"(--skip-unreadable), e.g. {job.skipped[0]}")
+
+
+def run_job(job: Job, threats: list[Threat], args: RunArgs, store: RecordStore, shard: Shard | None,
+            device: torch.device, results: dict[ResultKey, list[Record]],
+            on_progress: Callable[[str, int, int], None] | None, on_warning: Callable[[str], None] | None,
+            ) -> list[tuple[str, str, list[Record], float, int]]:
+    """The clean pass and every threat of one job: ``(spec, unit, records, seconds, pooled parts)`` each."""
+    model, ds = job.model, job.ds
+    key = record_key(model.name, ds.part)  # records files: one set per data part
+    start = time.perf_counter()
+    clean_all = run_clean(job, args.batch_size)  # every shard needs every clean prediction
+    ds = job.ds  # --skip-unreadable may have left examples out
+    note_skipped(job, store, on_warning)
+    clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard))
+    todo = [(CLEAN, "none", complete(clean, ds, shard), time.perf_counter() - start, 1)]
+    for threat in threats:
+        check_modality(model, threat)
+        start = time.perf_counter()
+        parts = threat.expand()
+        for k, part in enumerate(parts):
+            if len(parts) > 1 and on_progress:
+                on_progress(f"{model.name} · {threat.short}", k, len(parts))
+            recs = store.records(key, part.spec, lambda journal, part=part: attack_records(
+                model, ds, part, clean_all, args.batch_size, args.seed, journal=journal, shard=shard,
+                amp=args.amp, on_warning=on_warning, feed=job.feed))
+            results[(model.name, ds.name, ds.split, part.spec)] = recs = complete(recs, ds, shard)
+            if len(parts) == 1:
+                todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start, 1))
+        if len(parts) > 1:
+            pooled = [r for part in parts for r in results[(model.name, ds.name, ds.split, part.spec)]]
+            if shard is None or not shard.distributed:  # a rank's folder keeps its own records only
+                store.write(key, threat.spec, pooled)
+            todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start, len(parts)))
+    return todo
+
+
+def header_lines(jobs: list[Job], device: torch.device) -> dict[tuple[str, str], str]:
+    """What the run does, one line per (model, data): examples, preprocessing, decoding."""
+    lines = {}
+    parts: dict[tuple[str, str], int] = {}
+    for j in jobs:
+        parts[(j.model.name, j.ds.name)] = parts.get((j.model.name, j.ds.name), 0) + 1
+    seen = set()
+    for j in jobs:
+        key = (j.model.name, j.ds.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        what = f"{j.model.name} on {j.ds.name}" + (f" ({parts[key]} parts)" if parts[key] > 1 else f" ({j.ds.split})")
+        line = f"{what}: n={len(j.ds)} on {device}"
+        if j.preprocessing:
+            workers = j.feed.workers if j.feed is not None else 0
+            line += f" · images: {j.preprocessing} · {workers or 'no'} decoding worker{'s' if workers != 1 else ''}"
+        lines[key] = line
+    return lines
+
+
 def evaluate(
     args: EvaluateArgs,
     on_row: Callable[[ResultRow], None] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    on_header: Callable[[str], None] | None = None,
 ) -> list[ResultRow]:
     """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
 
     ``args.models`` holds MODEL specs (zoo names, paths, ``timm:``/``hf:``) or, from Python, ready
-    :class:`LoadedModel` objects. Returns one row per (model, threat), the clean row
-    (``threat = none``) first for each model, each with the sanity battery's flags. With ``--out``,
-    records are journaled and a killed run resumes where it stopped.
+    :class:`LoadedModel` objects. Returns one row per (model, data, threat), the clean row
+    (``threat = none``) first for each model, each with the sanity battery's flags; a dataset with
+    several parts (``imagenet-c:DIR``) adds its summary rows (:func:`robench.data.imagenet_rows.imagenet_c_rows`),
+    ReaL labels (``imagenet-real:DIR``) a re-scored clean row. With ``--out``, records are journaled
+    and a killed run resumes where it stopped.
     """
     device = resolve_device(args.device)
     shard, device = resolve_shard(args, device)
@@ -331,7 +332,8 @@ def evaluate(
     if args.baseline is not None and args.baseline not in [getattr(s, "name", s) for s in specs]:
         specs.append(args.baseline)
     threats = resolve_threats(args)
-    models = [s if isinstance(s, LoadedModel) else load_spec(s, args, device) for s in specs]  # fail fast on any bad model
+    datasets: dict = {}
+    models = [s if isinstance(s, LoadedModel) else load_spec(s, args, device, datasets) for s in specs]  # fail fast
     if any(m.task == LM_TASK for m in models):  # language models: perplexity rows (robench.lm_eval)
         if not all(m.task == LM_TASK for m in models):
             raise RobenchError("language models and classifiers cannot be evaluated in one run; evaluate them separately")
@@ -344,53 +346,42 @@ def evaluate(
         for t in [t for ts in threats.values() for t in ts]:
             if t.modality not in modalities:
                 raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
-    jobs = prepare(args, models)
+    jobs = prepare(args, models, datasets)
+    headers = header_lines(jobs, device) if on_header else {}
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
     store = RecordStore(shard_out(args, shard), run_config("evaluate", args, jobs, all_specs, device, shard))
     partial = shard is not None and not shard.distributed  # rows of this process cover only its shard
     rows: list[ResultRow] = []
-    results: dict[tuple[str, str], list[Record]] = {}
+    results: dict[ResultKey, list[Record]] = {}
     model_checks: dict[str, list[Flag]] = {}
     for job in jobs:
         model, ds = job.model, job.ds
-        warning = probe_preprocessing(model, ds, job.expected_accuracy, args.seed)
+        warning = probe_preprocessing(model, ds, job.expected_accuracy, args.seed, job.feed)
         if warning and on_warning:
             on_warning(warning)
-        model_checks[model.name] = model_flags(model, ds, args.seed)
-        start = time.perf_counter()
-        clean_all = clean_records(model, ds, args.batch_size)  # every shard needs every clean prediction
-        clean = store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard))
-        todo: list[tuple[str, str, list[Record], float, int]] = [
-            (CLEAN, "none", complete(clean, ds, shard), time.perf_counter() - start, 1)]
-        for threat in threats[modality_of(model)]:
-            check_modality(model, threat)
-            start = time.perf_counter()
-            parts = threat.expand()
-            for k, part in enumerate(parts):
-                if len(parts) > 1 and on_progress:
-                    on_progress(f"{model.name} · {threat.short}", k, len(parts))
-                recs = store.records(model.name, part.spec, lambda journal, part=part: attack_records(
-                    model, ds, part, clean_all, args.batch_size, args.seed, journal=journal, shard=shard,
-                    amp=args.amp, on_warning=on_warning))
-                results[(model.name, part.spec)] = recs = complete(recs, ds, shard)
-                if len(parts) == 1:
-                    todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start, 1))
-            if len(parts) > 1:
-                pooled = [r for part in parts for r in results[(model.name, part.spec)]]
-                if shard is None or not shard.distributed:  # a rank's folder keeps its own records only
-                    store.write(model.name, threat.spec, pooled)
-                todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start, len(parts)))
+        if model.name not in model_checks:  # once per model (ImageNet-C: not once per part)
+            model_checks[model.name] = model_flags(model, ds, args.seed, job.feed)
+        todo = run_job(job, threats[modality_of(model)], args, store, shard, device, results, on_progress, on_warning)
         for spec, unit, recs, seconds, pooled in todo:
             if shard is not None and shard.distributed:
                 seconds = gather_max(seconds)
-            row = make_row(model, ds, spec, recs, unit, seconds, args.seed, device)
-            results[(model.name, spec)] = recs
+            row = make_row(job, spec, recs, unit, seconds, args.seed, device)
+            results[row_key(row)] = recs
             if pooled > 1:  # pooled over several threats: one row about len(recs) / pooled examples
                 set_pooled_n(row, len(recs) // pooled)
             attach([row], model_checks, {})
             rows.append(row)
+            header = headers.pop((model.name, ds.name), None) if spec == CLEAN else None
+            if header:  # shown with the first row, so that a bad input before it stays a one-line error
+                on_header(header)
             if on_row:
                 on_row(row)
+            if spec == CLEAN and job.ds.real_labels is not None and not partial:
+                from robench.data.imagenet_rows import real_row
+
+                rows.append(real_row(row, recs, job.ds))
+                if on_row:
+                    on_row(rows[-1])
     if store.resumed and on_note:
         on_note(f"resumed: {store.resumed} records taken from the previous run in {args.out}")
     per_row = {} if partial else row_flags(rows, results)  # a shard's rows are compared after `robench merge`
@@ -399,11 +390,20 @@ def evaluate(
         for model, flags in model_checks.items():
             for f in flags:
                 on_warning(f"{model}: {f}")
-        for (model, spec), flags in per_row.items():
+        for (model, _dataset, _split, spec), flags in per_row.items():
             for f in flags:
                 on_warning(f"{model}: {f}")
     if args.baseline is not None:
         add_baseline(rows, results, models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name)
+    if not partial:
+        from robench.data.imagenet_rows import imagenet_c_rows
+
+        summary = imagenet_c_rows(rows, results)
+        attach(summary, model_checks, {})
+        for row in summary:
+            rows.append(row)
+            if on_row:
+                on_row(row)
     store.write_rows(rows)
     if partial and on_note:
         on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "

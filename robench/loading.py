@@ -31,6 +31,7 @@ class LoadedModel:
     card: Card
     sha256: str
     path: Path | None = None
+    label_names: list[str] | None = None  # the classes it is evaluated on, when a subset of the card's (ImageNet-A/R)
 
     @property
     def task(self) -> str:
@@ -38,7 +39,7 @@ class LoadedModel:
 
     @property
     def labels(self) -> list[str]:
-        return self.card.labels
+        return self.card.labels if self.label_names is None else self.label_names
 
     @property
     def device(self) -> torch.device:

@@ -18,7 +18,7 @@ from robench.distributed import SHARD_DIR
 from robench.errors import RobenchError
 from robench.results.records import Record, read_records
 from robench.results.schema import ResultRow, read_rows
-from robench.results.store import ROWS_FILE, RecordStore, config_differences, records_path
+from robench.results.store import ROWS_FILE, RecordStore, config_differences, record_key, records_path
 from robench.sanity import Flag, attach, row_flags
 
 CLEAN = "none"
@@ -116,43 +116,71 @@ def _model_flags(clean_row: ResultRow) -> list[Flag]:
     return [Flag(code, note.split(": ", 1)[1]) for code, note in zip(clean_row.flags.split(";"), notes)]
 
 
-def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str], list[Record]]]:
+def _sizes(config: dict) -> dict[tuple[str, str, str], int]:
+    """Examples per (model, dataset, split) of the run (unreadable images it skipped left out)."""
+    skipped = config.get("skipped_unreadable", {})
+    sizes = {}
+    for (name, _sha), (ds, split, _dsha, n, *_pre) in zip(config["models"], config["data"]):
+        label = ds + (f" [{split}]" if ds.startswith("imagenet-c:") else "")
+        sizes[(name, ds, split)] = int(n) - len(skipped.get(label, []))
+    return sizes
+
+
+def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, str], list[Record]]]:
     """Rows of the whole run, recomputed from the union of its shards' records (and those records)."""
-    from robench.evaluate import add_baseline, set_pooled_n, summary_fields
+    from robench.data.imagenet_rows import imagenet_c_rows, is_part_row, is_summary_row, real_row
+    from robench.evaluate import add_baseline, row_key, set_pooled_n, summary_fields
     from robench.threats.registry import build_threat
 
     shards = check_shards(find_shards(args.dirs))
     config = _run_config(shards[0])
-    sizes = {name: int(n) for (name, _sha), (_ds, _split, _dsha, n) in zip(config["models"], config["data"])}
+    sizes = _sizes(config)
     templates = read_rows(shards[0].path / ROWS_FILE)
-    seconds: dict[tuple[str, str], float] = {}
+    seconds: dict[tuple[str, str, str, str], float] = {}
     for s in shards:  # a sharded step takes as long as its slowest shard
         for r in read_rows(s.path / ROWS_FILE):
-            seconds[(r.model, r.threat)] = max(seconds.get((r.model, r.threat), 0.0), r.seconds)
+            seconds[row_key(r)] = max(seconds.get(row_key(r), 0.0), r.seconds)
     rows, results = [], {}
     model_flags: dict[str, list[Flag]] = {}
     for t in templates:
+        if is_summary_row(t):
+            continue  # recomputed below from the merged records
+        key = record_key(t.model, t.split if is_part_row(t) else "")
+        size = sizes[(t.model, t.dataset, t.split)]
         parts = build_threat(t.threat).expand() if t.threat != CLEAN else []
         if len(parts) > 1:
             for part in parts:
-                results[(t.model, part.spec)] = _merged_records(shards, t.model, part.spec, sizes[t.model])
-            recs = [r for part in parts for r in results[(t.model, part.spec)]]
+                results[(t.model, t.dataset, t.split, part.spec)] = _merged_records(shards, key, part.spec, size)
+            recs = [r for part in parts for r in results[(t.model, t.dataset, t.split, part.spec)]]
         else:
-            recs = _merged_records(shards, t.model, t.threat, sizes[t.model])
-        results[(t.model, t.threat)] = recs
-        row = dataclasses.replace(t, **summary_fields(recs), seconds=seconds[(t.model, t.threat)],
+            recs = _merged_records(shards, key, t.threat, size)
+        results[row_key(t)] = recs
+        row = dataclasses.replace(t, **summary_fields(recs), seconds=seconds[row_key(t)],
                                   baseline="", delta_vs_baseline=None, mcnemar_p=None, mce=None)
         if len(parts) > 1:
-            set_pooled_n(row, sizes[t.model])
+            set_pooled_n(row, size)
         if t.threat == CLEAN:
             model_flags[t.model] = _model_flags(t)
         rows.append(row)
+        if t.threat == CLEAN and any(s.dataset == t.dataset + " (ReaL)" and s.model == t.model for s in templates):
+            rows.append(real_row(row, recs, _dataset(t.dataset)))
     attach(rows, model_flags, row_flags(rows, results))
     if args.baseline is not None:
         add_baseline(rows, results, args.baseline)
+    summary = imagenet_c_rows(rows, results)
+    attach(summary, model_flags, {})
+    rows += summary
     if args.out is not None:
         store = RecordStore(args.out, {**config, "shard": None})
-        for (model, spec), recs in results.items():
-            store.write(model, spec, recs)
+        for (model, dataset, split, spec), recs in results.items():
+            part = split if dataset.startswith("imagenet-c:") else ""
+            store.write(record_key(model, part), spec, recs)
         store.write_rows(rows)
     return rows, results
+
+
+def _dataset(name: str):
+    """The dataset a ReaL row re-scores (its ReaL labels, keyed by example id)."""
+    from robench.data.registry import load_dataset
+
+    return load_dataset(name)

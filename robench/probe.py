@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from robench.data.base import Dataset, stratified_sample
+from robench.data.base import IMAGE, Dataset, stratified_sample
+from robench.data.loader import Feed
+from robench.data.preprocess import from_contract
 from robench.loading import LoadedModel
 from robench.models.wrappers import ImageClassifier
 
@@ -22,8 +24,10 @@ def _acc(module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((module(x).argmax(-1).cpu() == y).float().mean())
 
 
-def probe_preprocessing(model: LoadedModel, ds: Dataset, expected: float | None, seed: int = 0) -> str | None:
-    """A one-line warning when clean accuracy looks like a preprocessing mismatch, else None."""
+def probe_preprocessing(model: LoadedModel, ds: Dataset, expected: float | None, seed: int = 0,
+                        feed: Feed | None = None) -> str | None:
+    """A one-line warning when clean accuracy looks like a preprocessing mismatch, else None.
+    ``feed`` decodes file-backed images (default: the card's preprocessing, in this process)."""
     if expected is None or len(ds) == 0:
         return None
     k = len(model.labels)
@@ -34,8 +38,9 @@ def probe_preprocessing(model: LoadedModel, ds: Dataset, expected: float | None,
     y = sample.targets
     module = model.module
     device = model.device
-    if isinstance(sample.inputs, torch.Tensor):
-        x = sample.inputs.to(device)
+    images = ds.task == IMAGE
+    if images:
+        x = (feed or Feed(from_contract(model.card.preprocessing), device)).tensor(sample).to(device)
         acc = _acc(module, x, y)
     else:
         with torch.inference_mode():
@@ -50,10 +55,10 @@ def probe_preprocessing(model: LoadedModel, ds: Dataset, expected: float | None,
             return head + ": the inputs look normalised already, so normalisation is applied twice; feed [0,1] images"
         m = x.mean(dim=(0, 2, 3), keepdim=True)
         s = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-        if _acc(lambda t: module.net((t - m) / s), x, y) >= chance + 0.5 * (expected - chance):
+        if _acc(lambda t: module.forward_normalized((t - m) / s), x, y) >= chance + 0.5 * (expected - chance):
             return head + ": the model works on normalised inputs, so normalisation is missing; set --mean/--std or fix the card"
     with torch.inference_mode():
-        pred = (module(x) if isinstance(sample.inputs, torch.Tensor) else module.predict_texts(sample.inputs, device)).argmax(-1).cpu()
+        pred = (module(x) if images else module.predict_texts(sample.inputs, device)).argmax(-1).cpu()
     # best one-to-one relabelling by majority vote: a high score means the label order differs
     table = torch.zeros(k, k)
     for p, t in zip(pred.tolist(), y.tolist()):

@@ -8,9 +8,12 @@ from typing import Callable
 import torch
 
 from robench.data.base import Dataset
+from robench.data.loader import Feed
+from robench.data.preprocess import from_contract
 from robench.device import is_out_of_memory, resolve_amp
 from robench.distributed import Shard
 from robench.errors import RobenchError
+from robench.jobs import top_classes
 from robench.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.store import Journal
@@ -28,17 +31,22 @@ def batch_seed(seed: int, start: int) -> int:
     return (seed * 1_000_003 + start) % (2**63)
 
 
+KeepAdv = Callable[[list[int], torch.Tensor], None]
+
+
 def attack_records(
     model: LoadedModel, ds: Dataset, threat: Threat, clean: list[Record], batch_size: int, seed: int,
-    keep_adv: dict[int, torch.Tensor] | None = None, journal: Journal | None = None, shard: Shard | None = None,
-    amp: str = "off", on_warning: Callable[[str], None] | None = None,
+    keep_adv: KeepAdv | None = None, journal: Journal | None = None, shard: Shard | None = None,
+    amp: str = "off", on_warning: Callable[[str], None] | None = None, feed: Feed | None = None,
 ) -> list[Record]:
     """Records of ``threat`` on ``ds``; examples misclassified when clean are not attacked.
 
     Batches are fixed slices of the attacked examples, each seeded by its position, so a batch
     computed now equals the one a previous (killed) run appended to ``journal``: batches found there
-    are taken as they are, new ones are appended. ``keep_adv``, when given, receives the adversarial
-    input of every attacked example (by position); it needs every batch computed, so it ignores the journal.
+    are taken as they are, new ones are appended. Images come from ``feed`` (file-backed sources are
+    decoded by its worker processes while the previous batch is attacked; only attacked examples
+    are read). ``keep_adv(positions, adv)``, when given, receives the adversarial inputs of every
+    attacked batch, in position order; it needs every batch computed, so it ignores the journal.
     With ``shard``, only the batches of that shard are attacked and only its records are returned
     (in dataset order; see :mod:`robench.distributed`).
 
@@ -52,7 +60,8 @@ def attack_records(
     once all its pieces are done.
     """
     check_modality(model, threat)
-    records = [Record(r.id, r.label, r.clean_pred, r.clean_pred) for r in clean]
+    records = [Record(r.id, r.label, r.clean_pred, r.clean_pred, clean_top5=r.clean_top5, attacked_top5=r.clean_top5)
+               for r in clean]
     todo = [i for i, r in enumerate(clean) if r.clean_correct]
     done = journal.done if journal is not None and keep_adv is None else {}
     batches = []
@@ -70,8 +79,18 @@ def attack_records(
         else:
             batches.append((start, pos))
     engine = _Engine(model, ds, threat, records, seed, keep_adv, resolve_amp(amp, model.device), on_warning)
+    if threat.modality == "image":
+        feed = feed or Feed(from_contract(model.card.preprocessing), model.device)
+        loaded = (b for b in feed.batches(ds, [pos for _, pos in batches]))
     for start, pos in batches:
-        engine.run_slice(pos, start)
+        if threat.modality == "image":
+            batch = next(loaded)
+            if batch.failed:  # readable in the clean pass, unreadable now: the run cannot stay paired
+                _, where, reason = batch.failed[0]
+                raise RobenchError(f"image {where} became unreadable during the run ({reason}); restore it and rerun")
+            engine.run_slice(pos, start, batch.x, batch.y)
+        else:
+            engine.run_slice(pos, start)
         if journal is not None:
             journal.append([records[p] for p in pos])
     engine.report_amp()
@@ -82,7 +101,7 @@ class _Engine:
     """Attacks slices of examples: pieces that fit in memory, autocast with an fp32 check."""
 
     def __init__(self, model: LoadedModel, ds: Dataset, threat: Threat, records: list[Record], seed: int,
-                 keep_adv: dict[int, torch.Tensor] | None, amp: torch.dtype | None,
+                 keep_adv: KeepAdv | None, amp: torch.dtype | None,
                  on_warning: Callable[[str], None] | None) -> None:
         self.model, self.ds, self.threat, self.records, self.seed, self.keep_adv = model, ds, threat, records, seed, keep_adv
         self.amp = amp if threat.modality == "image" else None  # text attacks keep fp32 (their inputs are token ids)
@@ -90,13 +109,17 @@ class _Engine:
         self.piece: int | None = None  # largest piece size that fitted after an out-of-memory error
         self.checked = self.disagree = 0  # attacked examples compared in fp32 / whose outcome autocast got wrong
 
-    def run_slice(self, pos: list[int], start: int) -> None:
-        """Attack the slice ``pos`` (starting at ``start`` among the attacked examples) piece by piece."""
+    def run_slice(self, pos: list[int], start: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> None:
+        """Attack the slice ``pos`` (starting at ``start`` among the attacked examples) piece by piece;
+        ``x``/``y`` are its images and labels on the device (image threats)."""
         i = 0
         while i < len(pos):
             size = min(len(pos) - i, self.piece or len(pos))
             try:
-                self.attack_piece(pos[i : i + size], start + i)
+                if x is None:
+                    _attack_texts(self.model, self.ds, self.threat, self.records, pos[i : i + size], start + i, self.seed)
+                else:
+                    self._attack_images(pos[i : i + size], start + i, x[i : i + size], y[i : i + size])
                 i += size
                 continue
             except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
@@ -114,38 +137,32 @@ class _Engine:
                                 "randomised attacks draw differently than with a smaller --batch-size from the start)")
             self.piece = size // 2
 
-    def attack_piece(self, pos: list[int], start: int) -> None:
-        if self.threat.modality == "text":
-            _attack_texts(self.model, self.ds, self.threat, self.records, pos, start, self.seed, self.keep_adv)
-        else:
-            self._attack_images(pos, start)
-
-    def _attack_images(self, pos: list[int], start: int) -> None:
+    def _attack_images(self, pos: list[int], start: int, x: torch.Tensor, y: torch.Tensor) -> None:
         model, ds, threat, records, seed = self.model, self.ds, self.threat, self.records, self.seed
-        device = model.device
         num_classes = len(model.labels)
-        idx = torch.as_tensor(pos, dtype=torch.long)
-        x = ds.inputs[idx].to(device)
-        y = ds.targets[idx].to(device)
-        amp = torch.autocast(device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
+        amp = torch.autocast(x.device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
         with amp:
             out = threat.attack(model.module, x, y, num_classes, batch_seed(seed, start),
                                 example_seeds=[example_seed(seed, ds.ids[p]) for p in pos])
-        pred = out.adv_pred
-        if self.amp is not None:  # record fp32 predictions of the kept inputs; count where autocast's outcome differs
+        pred, logits = out.adv_pred, out.adv_logits
+        if self.amp is not None or logits is None:  # fp32 predictions of the kept inputs
             with torch.inference_mode():
-                pred = model.module(out.adv).argmax(-1)
+                logits = model.module(out.adv)
+            pred = logits.argmax(-1)
+        if self.amp is not None:  # count where autocast's outcome differs from fp32's
             self.checked += len(pos)
             self.disagree += int(((pred == y) != (out.adv_pred == y)).sum())
+        top5 = top_classes(logits)
         norms = perturbation_norms(out.adv, x)
         unit = norms.get(threat.norm, norms["linf"])
         for j, p in enumerate(pos):
             r = records[p]
             r.attacked_pred = int(pred[j])
+            r.attacked_top5 = None if top5 is None else top5[j].tolist()
             r.linf, r.l2, r.perturbation = float(norms["linf"][j]), float(norms["l2"][j]), float(unit[j])
             r.queries = float(out.queries[j])
-            if self.keep_adv is not None:
-                self.keep_adv[p] = out.adv[j].detach().cpu()
+        if self.keep_adv is not None:
+            self.keep_adv(list(pos), out.adv.detach())
 
     def report_amp(self) -> None:
         """Warn when the fp32 check disagrees with autocast on more than 1 in 100 attacked examples."""
@@ -163,15 +180,18 @@ def example_seed(seed: int, example_id: int) -> int:
 
 
 def _attack_texts(model: LoadedModel, ds: Dataset, threat, records: list[Record], pos: list[int],
-                  start: int, seed: int, keep_adv: dict | None) -> None:
+                  start: int, seed: int) -> None:
+    from robench.threats.text.base import text_probs
     from robench.threats.text.words import changed_word_fraction
 
     texts = [ds.inputs[p] for p in pos]
     labels = [int(ds.targets[p]) for p in pos]
     out = threat.attack_texts(model.module, texts, labels, [example_seed(seed, ds.ids[p]) for p in pos])
+    top5 = top_classes(text_probs(model.module, out.adv_texts)) if len(model.labels) > 5 and pos else None
     for j, p in enumerate(pos):
         r = records[p]
         r.attacked_pred = int(out.adv_pred[j])
+        r.attacked_top5 = None if top5 is None else top5[j].tolist()
         r.adv_text = out.adv_texts[j]
         r.perturbation = changed_word_fraction(texts[j], out.adv_texts[j])
         r.queries = float(out.queries[j])

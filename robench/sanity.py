@@ -20,6 +20,7 @@ from robench.results.stats import mcnemar_exact
 
 if TYPE_CHECKING:
     from robench.data.base import Dataset
+    from robench.data.loader import Feed
     from robench.loading import LoadedModel
     from robench.results.records import Record
     from robench.results.schema import ResultRow
@@ -59,14 +60,22 @@ def _looks_like_probabilities(logits) -> bool:
     return lo >= -1e-6 and hi <= 1 + 1e-6 and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
 
 
-def model_flags(model: LoadedModel, ds: Dataset, seed: int) -> list[Flag]:
-    """Checks on the model itself, on the first ``PROBE_SIZE`` evaluated examples (deterministic)."""
+def model_flags(model: LoadedModel, ds: Dataset, seed: int, feed: Feed | None = None) -> list[Flag]:
+    """Checks on the model itself, on the first ``PROBE_SIZE`` evaluated examples (deterministic;
+    ``feed`` decodes file-backed images, see :mod:`robench.data.loader`)."""
     import torch
     import torch.nn.functional as F
 
+    from robench.data.base import IMAGE
+    from robench.data.loader import Feed
+    from robench.data.preprocess import from_contract
+
     probe = ds.subset(range(min(PROBE_SIZE, len(ds))))
     module, device = model.module, model.device
-    x = probe.inputs if isinstance(probe.inputs, torch.Tensor) else module.encode(probe.inputs)
+    if ds.task == IMAGE:
+        x = (feed or Feed(from_contract(model.card.preprocessing), device)).tensor(probe)
+    else:
+        x = module.encode(probe.inputs)
     x, y = x.to(device), probe.targets.to(device)
     flags: list[Flag] = []
     with torch.inference_mode():
@@ -109,27 +118,31 @@ def _paired(a: Sequence[Record], b: Sequence[Record]) -> tuple[int, int, float]:
     return only_a, only_b, mcnemar_exact(only_a, only_b)
 
 
-def row_flags(rows: Sequence[ResultRow], results: dict[tuple[str, str], list[Record]]) -> dict[tuple[str, str], list[Flag]]:
-    """Cross-row checks within each model's rows, keyed by (model, threat spec)."""
+Key = tuple[str, str, str, str]  # (model, dataset, split, threat spec)
+
+
+def row_flags(rows: Sequence[ResultRow], results: dict[Key, list[Record]]) -> dict[Key, list[Flag]]:
+    """Cross-row checks within each model's rows on one dataset, keyed by (model, dataset, split, spec)."""
     from robench.errors import RobenchError
     from robench.threats.registry import build_threat
 
-    found: dict[tuple[str, str], list[Flag]] = {}
-    by_model: dict[str, list] = {}
+    found: dict[Key, list[Flag]] = {}
+    by_model: dict[tuple[str, str, str], list] = {}
     for r in rows:
         try:
             t = build_threat(r.threat)
         except RobenchError:
             continue
-        if "eps" in t.values and len(t.expand()) == 1 and (r.model, r.threat) in results:
-            by_model.setdefault(r.model, []).append((t, r))
+        if "eps" in t.values and len(t.expand()) == 1 and (r.model, r.dataset, r.split, r.threat) in results:
+            by_model.setdefault((r.model, r.dataset, r.split), []).append((t, r))
 
-    def add(key: tuple[str, str], flag: Flag) -> None:
-        if all(f.code != flag.code for f in found.get(key, [])):
-            found.setdefault(key, []).append(flag)
+    def add(key: tuple[tuple[str, str, str], str], flag: Flag) -> None:
+        full = (*key[0], key[1])
+        if all(f.code != flag.code for f in found.get(full, [])):
+            found.setdefault(full, []).append(flag)
 
     for model, items in by_model.items():
-        recs = {t.spec: results[(model, t.spec)] for t, _ in items}
+        recs = {t.spec: results[(*model, t.spec)] for t, _ in items}
         for t1, r1 in items:
             for t2, r2 in items:
                 if t1 is t2 or len(recs[t1.spec]) != len(recs[t2.spec]):
@@ -152,9 +165,9 @@ def row_flags(rows: Sequence[ResultRow], results: dict[tuple[str, str], list[Rec
     return found
 
 
-def attach(rows: Sequence[ResultRow], per_model: dict[str, list[Flag]], per_row: dict[tuple[str, str], list[Flag]]) -> None:
+def attach(rows: Sequence[ResultRow], per_model: dict[str, list[Flag]], per_row: dict[Key, list[Flag]]) -> None:
     """Write the flags of each row into its ``flags`` / ``flag_notes`` columns."""
     for r in rows:
-        flags = per_model.get(r.model, []) + per_row.get((r.model, r.threat), [])
+        flags = per_model.get(r.model, []) + per_row.get((r.model, r.dataset, r.split, r.threat), [])
         r.flags = ";".join(f.code for f in flags)
         r.flag_notes = "; ".join(str(f) for f in flags)

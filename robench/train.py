@@ -8,6 +8,7 @@ epoch, to measure the clean accuracy recorded in the card (no model selection on
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from robench.data.base import IMAGE, Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.data.tokenizer import WordTokenizer
 from robench.errors import RobenchError
-from robench.evaluate import predict
+from robench.data.loader import Feed, default_workers
+from robench.data.preprocess import Preprocessing
+from robench.jobs import predict
 from robench.loading import LoadedModel, wrap
 from robench.models.config import ArchConfig, variant_parts
 from robench.models.registry import build_model
@@ -79,6 +82,12 @@ class TrainArgs:
     train_tokens: int | None = None
     # Image tasks: side of a square patch in pixels (must divide the image side).
     patch_size: int | None = None
+    # Image files (folders, image tables): the side images are resized and centre-cropped to
+    # (default: the first training image's, which must then be square), decoding processes, and
+    # timm's train augmentation (RandomResizedCrop, flip, colour jitter; off by default).
+    img_size: int | None = None
+    workers: int | None = None
+    augment: bool = False
 
     @property
     def is_file_task(self) -> bool:
@@ -143,21 +152,62 @@ class TrainResult:
     history: list[EpochStats] = field(default_factory=list)
 
 
-def image_geometry(train_x: torch.Tensor, test_x: torch.Tensor, patch_size: int | None) -> dict[str, int]:
-    """``img_size``/``patch_size`` for images of one square size (patches: 4 x 4 grid unless given)."""
-    h, w = train_x.shape[-2:]
-    if h != w or tuple(test_x.shape[-2:]) != (h, w):
-        raise RobenchError(f"training needs square images of one size; got {h}x{w} (train) and "
-                           f"{test_x.shape[-2]}x{test_x.shape[-1]} (evaluation)")
+def image_geometry(train_ds: Dataset, test_ds: Dataset, patch_size: int | None, img_size: int | None) -> dict[str, int]:
+    """``img_size``/``patch_size`` (patches: a 4 x 4 grid unless given). In-memory images must be
+    square and of one size; image files are resized to ``img_size`` (default: the first training
+    image's size, when square)."""
+    if isinstance(train_ds.inputs, torch.Tensor):
+        h, w = train_ds.inputs.shape[-2:]
+        tw = tuple(test_ds.inputs.shape[-2:]) if isinstance(test_ds.inputs, torch.Tensor) else (h, w)
+        if h != w or tw != (h, w):
+            raise RobenchError(f"training needs square images of one size; got {h}x{w} (train) and "
+                               f"{tw[0]}x{tw[1]} (evaluation)")
+        if img_size is not None and img_size != h:
+            raise RobenchError(f"--img-size {img_size}: these in-memory images are {h}x{w}; --img-size resizes image files only")
+    elif img_size is not None:
+        h = img_size
+    else:
+        first = train_ds.inputs.load(0, "RGB")
+        if first.width != first.height:
+            raise RobenchError(f"the first training image ({train_ds.inputs.where(0)}) is {first.width}x{first.height}; "
+                               "pass --img-size N to resize and centre-crop every image to N x N")
+        h = first.width
     patch = patch_size or (h // 4 if h % 4 == 0 else None)
     if not patch or h % patch:
         raise RobenchError(f"--patch-size must divide the image side {h}; pass one (e.g. --patch-size {h})")
-    return {"img_size": h, "patch_size": patch}
+    return {"img_size": int(h), "patch_size": patch}
 
 
-def _batches_of(ds: Dataset, idx: torch.Tensor, tokenizer: WordTokenizer | None):
-    x = ds.inputs[idx] if isinstance(ds.inputs, torch.Tensor) else tokenizer([ds.inputs[i] for i in idx.tolist()])
-    return x, ds.targets[idx]
+def image_channels(ds: Dataset) -> int:
+    """1 for grayscale images, else 3 (file-backed sources: judged by the first image)."""
+    if isinstance(ds.inputs, torch.Tensor):
+        return int(ds.inputs.shape[1])
+    from PIL import Image
+
+    path = ds.inputs.where(0)
+    try:
+        with Image.open(path) as im:
+            return 1 if im.mode in ("L", "1", "I;16", "I", "LA") else 3
+    except OSError:
+        return 3  # an unreadable first file is reported by name when it is decoded
+
+
+def channel_stats(ds: Dataset, feed: Feed, channels: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images (one streamed pass for image files)."""
+    if isinstance(ds.inputs, torch.Tensor):
+        x = ds.inputs
+        return (x.transpose(0, 1).reshape(channels, -1).mean(1).tolist(), x.transpose(0, 1).reshape(channels, -1).std(1).tolist())
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    count = 0
+    for batch in feed.batches(ds, [range(s, min(s + 256, len(ds))) for s in range(0, len(ds), 256)]):
+        x = batch.x.double().transpose(0, 1).reshape(channels, -1)
+        total += x.sum(1).cpu()
+        squares += (x * x).sum(1).cpu()
+        count += x.shape[1]
+    mean = total / count
+    std = ((squares - count * mean * mean) / max(1, count - 1)).clamp_min(0).sqrt()
+    return mean.tolist(), std.tolist()
 
 
 def train(
@@ -185,15 +235,23 @@ def train(
         depth=opts["depth"], num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"],
     )
     tokenizer = None
+    feed = train_feed = None
+    if args.augment and not (train_ds.task == IMAGE and train_ds.lazy):
+        raise RobenchError("--augment applies timm's train transform to image files (a folder or an image table); "
+                           f"{args.task} holds in-memory images or text")
     if train_ds.task == IMAGE:
-        x = train_ds.inputs
-        c = x.shape[1]
+        c = image_channels(train_ds)
         if "img_size" not in opts:  # an image source: the architecture follows the images
-            opts.update(image_geometry(x, test_ds.inputs, opts["patch_size"]))
-        mean = x.transpose(0, 1).reshape(c, -1).mean(1).tolist()
-        std = x.transpose(0, 1).reshape(c, -1).std(1).tolist()
+            opts.update(image_geometry(train_ds, test_ds, opts["patch_size"], args.img_size))
+        workers = default_workers() if args.workers is None else args.workers
+        geometry = Preprocessing(channels=c, size=(opts["img_size"],) * 2)  # crop_pct 1: resize, centre crop
+        feed = Feed(geometry, device, workers if train_ds.lazy or test_ds.lazy else 0)
+        train_feed = Feed(geometry, device, feed.workers, augment=args.augment)
+        mean, std = channel_stats(train_ds, feed, c)
         cfg = ArchConfig(family=opts["family"], img_size=opts["img_size"], patch_size=opts["patch_size"], in_chans=c, **arch_common)
-        pre = image_preprocessing(c, opts["img_size"], [round(m, 6) for m in mean], [round(s, 6) for s in std])
+        files = train_ds.lazy or test_ds.lazy
+        pre = image_preprocessing(c, opts["img_size"], [round(m, 6) for m in mean], [round(s, 6) for s in std],
+                                  **(dict(crop_pct=1.0, crop_mode="center", interpolation="bilinear") if files else {}))
     else:
         tokenizer = WordTokenizer.build(train_ds.inputs, opts["max_length"], max_vocab=opts["max_vocab"])
         cfg = ArchConfig(family=opts["family"], vocab_size=len(tokenizer), max_length=opts["max_length"], **arch_common)
@@ -221,9 +279,13 @@ def train(
         model.train()
         perm = torch.randperm(n, generator=gen)
         loss_sum, correct = 0.0, 0
-        for s in range(steps_per_epoch):
-            x, y = _batches_of(train_ds, perm[s * bs : (s + 1) * bs], tokenizer)
-            x, y = x.to(device), y.to(device)
+        plan = [perm[s * bs : (s + 1) * bs].tolist() for s in range(steps_per_epoch)]
+        if train_feed is not None:  # images: sliced in memory, or decoded by worker processes as the model trains
+            random.seed(args.seed * 1_000 + epoch)  # --augment draws (in-process decoding): reproducible
+            batches = ((b.x, b.y) for b in train_feed.batches(train_ds, plan, seed=args.seed * 1_000 + epoch))
+        else:
+            batches = ((tokenizer([train_ds.inputs[i] for i in idx]).to(device), train_ds.targets[idx].to(device)) for idx in plan)
+        for x, y in batches:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
@@ -239,18 +301,18 @@ def train(
             on_epoch(stats)
 
     model.eval()
-    preds = predict(LoadedModel(name=str(out), module=model, card=card, sha256=""), test_ds, 256)
+    preds = predict(LoadedModel(name=str(out), module=model, card=card, sha256=""), test_ds, 256, feed)
     test_acc = float((preds == test_ds.targets).sum()) / len(test_ds)
     net = net.cpu()
     card.training = {
-        "dataset": args.task, "dataset_sha256": train_ds.sha256, "split": "train", "n": len(train_ds),
+        "dataset": args.task, "dataset_sha256": train_ds.identity(), "split": "train", "n": len(train_ds),
         "train_examples": args.train_examples,
         "seed": args.seed, "epochs": epochs, "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, 1 warmup epoch",
         "batch_size": bs, "command": command or f"robench train --task {args.task} --variant {args.variant} --seed {args.seed}",
         "robench_version": __version__, "torch_version": torch.__version__,
     }
     card.evaluation = {
-        "dataset": args.eval_data or args.task, "split": "test", "dataset_sha256": test_ds.sha256,
+        "dataset": args.eval_data or args.task, "split": "test", "dataset_sha256": test_ds.identity(),
         "n": len(test_ds), "clean_accuracy": test_acc,
     }
     digest = save_checkpoint(net, card, out)

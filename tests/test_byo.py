@@ -94,10 +94,21 @@ def test_image_folder_dataset(tmp_path, cli):
     if len(ds.labels) != 10:
         proc = cli("evaluate", "digits-vit-sa", "--dataset", str(root), "--device", "cpu")
         assert_one_line_error(proc, "has 10 labels but dataset")
+    # lazy: nothing decoded until a batch needs it; then exactly the 8-bit pixels that were saved
+    from robench.data.loader import Feed
+    from robench.data.preprocess import Preprocessing
+
+    assert ds.lazy
+    x = Feed(Preprocessing(channels=1, size=(8, 8)), torch.device("cpu")).tensor(ds)
+    order = [int(p.split("/")[1].removesuffix(".png")) for p in ds.inputs.paths]
+    assert torch.equal(x, (digits.inputs[order] * 255).round() / 255)
+    # images of another size are resized to the model's (timm's eval transform), not refused
     (root / "x").mkdir()
     Image.fromarray(np.zeros((5, 5), dtype="uint8")).save(root / "x" / "odd.png")
-    with pytest.raises(RobenchError, match="mixes image sizes"):
-        load_dataset(str(root))
+    mixed = load_dataset(str(root))
+    assert len(mixed) == 31 and "x" in mixed.labels
+    odd = mixed.inputs.paths.index("x/odd.png")
+    assert Feed(Preprocessing(channels=1, size=(8, 8)), torch.device("cpu")).tensor(mixed, [odd]).shape == (1, 1, 8, 8)
 
 
 def test_json_dataset_with_columns(tmp_path, cli, wordnet_available):

@@ -16,7 +16,8 @@ from torch import nn
 from robench.data.registry import load_dataset
 from robench.device import is_out_of_memory, resolve_amp
 from robench.errors import RobenchError
-from robench.evaluate import EvaluateArgs, clean_records, evaluate, select_examples
+from robench.evaluate import EvaluateArgs, evaluate
+from robench.jobs import clean_records, select_examples
 from robench.loading import LoadedModel, load_model
 from robench.probe import probe_preprocessing
 from robench.results.store import Journal
@@ -158,7 +159,8 @@ def test_amp_attacks_under_autocast_and_records_fp32_predictions(sa, amp, dtype)
     m, spy = spied(model)
     keep: dict = {}
     warnings: list[str] = []
-    recs = run(m, ds, clean, "pgd:eps=0.1,alpha=0.025,steps=10", amp=amp, keep_adv=keep, on_warning=warnings.append)
+    recs = run(m, ds, clean, "pgd:eps=0.1,alpha=0.025,steps=10", amp=amp,
+               keep_adv=lambda pos, adv: keep.update(zip(pos, adv.cpu())), on_warning=warnings.append)
     # every attack forward ran under autocast (the last one of them re-verifies the kept inputs),
     # then one fp32 forward of the kept inputs in inference mode gave the recorded predictions
     assert [c[1] for c in spy.calls[:-1]] == [dtype] * (len(spy.calls) - 1)

@@ -83,7 +83,7 @@ def test_planted_models_are_flagged_in_rows_and_exports(kind, expected, tmp_path
 
 def test_no_zoo_model_is_flagged():
     from robench.data.registry import load_dataset
-    from robench.evaluate import select_examples
+    from robench.jobs import select_examples
     from robench.loading import list_zoo
 
     zoo = list_zoo()
@@ -110,10 +110,10 @@ def _flags(results: dict[str, list[bool]]) -> dict[str, set[str]]:
     from robench.threats.registry import build_threat
 
     specs = {s: build_threat(s).spec for s in results}
-    recs = {("m", specs[s]): _records(v) for s, v in results.items()}
-    rows = [_row("m", specs[s], recs[("m", specs[s])]) for s in results]
+    recs = {("m", "d", "test", specs[s]): _records(v) for s, v in results.items()}
+    rows = [_row("m", specs[s], recs[("m", "d", "test", specs[s])]) for s in results]
     found = row_flags(rows, recs)
-    return {s: {f.code for f in found.get(("m", specs[s]), [])} for s in results}
+    return {s: {f.code for f in found.get(("m", "d", "test", specs[s]), [])} for s in results}
 
 
 def test_row_checks_fire_on_significant_differences_only():

@@ -11,7 +11,7 @@ import pytest
 from conftest import assert_one_line_error
 from robench.data.registry import load_dataset
 from robench.errors import RobenchError
-from robench.evaluate import clean_records, select_examples
+from robench.jobs import clean_records, select_examples
 from robench.loading import load_model
 from robench.results.records import summarize
 from robench.runner import attack_records

@@ -12,7 +12,8 @@ from scipy.stats import binomtest
 from conftest import assert_one_line_error
 from robench.data.registry import load_dataset
 from robench.errors import RobenchError
-from robench.evaluate import EvaluateArgs, clean_records, evaluate, select_examples
+from robench.evaluate import EvaluateArgs, evaluate
+from robench.jobs import clean_records, select_examples
 from robench.loading import load_model
 from robench.results.records import summarize
 from robench.results.stats import mcnemar_exact
@@ -89,7 +90,9 @@ def digits_sa():
 
 
 def _robust(model, ds, clean, spec, keep=None):
-    return attack_records(model, ds, build_threat(spec), clean, 256, 0, keep_adv=keep)
+    """Records of ``spec``; ``keep`` (a dict) receives the adversarial input of every attacked position."""
+    collect = None if keep is None else (lambda pos, adv: keep.update(zip(pos, adv.cpu())))
+    return attack_records(model, ds, build_threat(spec), clean, 256, 0, keep_adv=collect)
 
 
 def test_fgsm_equals_hand_written(digits_sa):

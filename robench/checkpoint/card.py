@@ -118,9 +118,15 @@ class Card:
         return cls.from_dict(data, source=f"checkpoint card {path}")
 
 
-def image_preprocessing(channels: int, size: int, mean: list[float], std: list[float]) -> dict[str, Any]:
-    """The image preprocessing contract: inputs in [0, 1], normalised inside the model wrapper."""
-    return {
+def image_preprocessing(channels: int, size: int, mean: list[float], std: list[float], crop_pct: float | None = None,
+                        crop_mode: str | None = None, interpolation: str | None = None) -> dict[str, Any]:
+    """The image preprocessing contract: inputs in [0, 1], normalised inside the model wrapper.
+
+    ``crop_pct``, ``crop_mode`` and ``interpolation`` say how an image file of any size becomes a
+    ``size`` x ``size`` input (timm's eval transform, robench.data.preprocess); a card without them
+    means crop_pct 1, centre crop, bilinear: images already at ``size`` pass unchanged.
+    """
+    pre: dict[str, Any] = {
         "kind": "image",
         "channels": channels,
         "size": [size, size],
@@ -128,3 +134,7 @@ def image_preprocessing(channels: int, size: int, mean: list[float], std: list[f
         "mean": list(mean),
         "std": list(std),
     }
+    for key, value in (("crop_pct", crop_pct), ("crop_mode", crop_mode), ("interpolation", interpolation)):
+        if value is not None:
+            pre[key] = value
+    return pre

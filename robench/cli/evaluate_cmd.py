@@ -102,7 +102,8 @@ def evaluate(
 
     with progress_bar(show, total=0, what="corruptions") as step:
         rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn if main else None,
-                            on_note=(lambda m: sys.stderr.write(f"robench: {m}\n")) if main else None)
+                            on_note=(lambda m: sys.stderr.write(f"robench: {m}\n")) if main else None,
+                            on_header=(lambda m: err_console.print(m, highlight=False)) if show else None)
     if not main:
         return
     if show:

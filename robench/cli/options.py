@@ -39,6 +39,11 @@ RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("std", Annotated[Optional[List[float]], typer.Option("--std", help="Per-channel std overriding a timm model's contract (repeatable).")], None),
     ("expect_accuracy", Annotated[Optional[float], typer.Option("--expect-accuracy", help="Clean accuracy the preprocessing probe should expect.")], None),
     ("shard", Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate shard i of n (0-based) into --out DIR/shard-i-of-n; combine with `robench merge DIR`.")], None),
+    ("workers", Annotated[Optional[int], typer.Option("--workers", help="Processes decoding image files (folders, image tables, Arrow datasets); default: half the CPU cores, at most 8; 0 decodes in the main process.")], None),
+    ("img_size", Annotated[Optional[int], typer.Option("--img-size", help="Input size overriding the model's (timm data config or card); image files are resized and cropped to it.")], None),
+    ("crop_pct", Annotated[Optional[float], typer.Option("--crop-pct", help="Centre-crop fraction overriding the model's: resize to size/crop_pct, crop size (timm's eval transform).")], None),
+    ("interpolation", Annotated[Optional[str], typer.Option("--interpolation", help="Resize interpolation overriding the model's: bilinear, bicubic, nearest, lanczos, box, hamming.")], None),
+    ("skip_unreadable", Annotated[bool, typer.Option("--skip-unreadable", help="Leave images that cannot be decoded out of the run (listed in --out DIR/run.json and warned about) instead of stopping.")], False),
 ]
 
 

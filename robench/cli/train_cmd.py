@@ -30,6 +30,9 @@ def train(
     data: Optional[str] = typer.Option(None, "--data", help="--task lm: the training token file (one paragraph per line, e.g. wiki.valid.tokens)."),
     train_tokens: Optional[int] = typer.Option(None, "--train-tokens", help="--task lm: train on the first N tokens of --data only."),
     patch_size: Optional[int] = typer.Option(None, "--patch-size", help="Image tasks: patch side in pixels (default: a 4 x 4 grid)."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help="Image files: resize and centre-crop every image to N x N (default: the first training image's size, if square)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Image files: decoding processes (default: half the CPU cores, at most 8; 0 = in process)."),
+    augment: bool = typer.Option(False, "--augment", help="Image files: timm's train augmentation (RandomResizedCrop, flip, colour jitter); off by default."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a model deterministically and write NAME.safetensors + NAME.json."""
@@ -44,7 +47,8 @@ def train(
         raise RobenchError(f"--out {out}: directory {out.parent} does not exist; create it first")
     args = TrainArgs(task=task, variant=variant, seed=seed, epochs=epochs, embed_dim=embed_dim, depth=depth,
                      num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev), eval_data=eval_data,
-                     train_examples=train_examples, data=data, train_tokens=train_tokens, patch_size=patch_size)
+                     train_examples=train_examples, data=data, train_tokens=train_tokens, patch_size=patch_size,
+                     img_size=img_size, workers=workers, augment=augment)
     command = shlex.join(["robench", *sys.argv[1:]])
     if task == "lm":  # bad files fail before the progress bar shows
         from robench.lm_train import read_files

@@ -4,45 +4,89 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
 from robench.errors import RobenchError
 
+if TYPE_CHECKING:
+    from robench.data.sources import ImageSource
+
 IMAGE, TEXT, LM = "image-classification", "text-classification", "language-modeling"  # card tasks
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The larger label space a dataset's labels belong to (ImageNet-1k's 1,000 synsets for the
+    ImageNet family, :mod:`robench.data.imagenet`).
+
+    ``indices[i]`` is the index of the dataset's label ``i`` in ``names``. A model with one output
+    per name is evaluated either with its logits restricted to ``indices`` (``restrict``: ImageNet-A
+    and -R, as timm's validate.py does with ``--valid-labels``) or with the dataset's targets mapped
+    into the whole space (a val folder holding some of the synsets).
+    """
+
+    name: str
+    names: tuple[str, ...]
+    indices: tuple[int, ...]
+    restrict: bool = False
 
 
 @dataclass
 class Dataset:
     """One split of a labelled dataset.
 
-    ``inputs`` is a float tensor ``(N, C, H, W)`` in [0, 1] for images or a list of strings for
-    text; ``ids`` are stable example ids (the index in the full split) used in per-example records.
+    ``inputs`` is a float tensor ``(N, C, H, W)`` in [0, 1] for in-memory images, a lazy
+    :class:`~robench.data.sources.ImageSource` (decoded on demand, :mod:`robench.data.loader`), or a
+    list of strings for text; ``ids`` are stable example ids (the index in the full split) used in
+    per-example records. ``sha256`` identifies the data (use :meth:`identity`: lazy sources compute
+    it on first use, from the examples kept). ``real_labels`` holds ImageNet ReaL's label sets per
+    example; ``part`` names one part of a dataset that expands into several (ImageNet-C's
+    ``CORRUPTION/SEVERITY``).
     """
 
     name: str
     task: str
     split: str
     labels: list[str]
-    inputs: torch.Tensor | list[str]
+    inputs: torch.Tensor | list[str] | ImageSource
     targets: torch.Tensor
     ids: list[int]
     sha256: str
+    label_space: LabelSpace | None = None
+    real_labels: list[tuple[int, ...]] | None = None
+    part: str = ""
 
     def __len__(self) -> int:
         return len(self.targets)
 
+    @property
+    def lazy(self) -> bool:
+        """True when the images stay on disk until a batch needs them."""
+        return not isinstance(self.inputs, (torch.Tensor, list))
+
+    def identity(self) -> str:
+        """The data's sha256: content hash in memory; for lazy sources the files' identity
+        (:meth:`ImageSource.identity`), computed once, over the examples kept."""
+        if not self.sha256:
+            self.sha256 = self.inputs.identity()
+        return self.sha256
+
     def subset(self, indices: Sequence[int]) -> "Dataset":
         idx = list(indices)
+        sha = self.sha256
         if isinstance(self.inputs, torch.Tensor):
             inputs = self.inputs[torch.as_tensor(idx, dtype=torch.long)]
-        else:
+        elif isinstance(self.inputs, list):
             inputs = [self.inputs[i] for i in idx]
+        else:
+            inputs, sha = self.inputs.subset(idx), ""  # the identity of what is kept, computed when asked
+        real = None if self.real_labels is None else [self.real_labels[i] for i in idx]
         return replace(
             self, inputs=inputs, targets=self.targets[torch.as_tensor(idx, dtype=torch.long)],
-            ids=[self.ids[i] for i in idx],
+            ids=[self.ids[i] for i in idx], sha256=sha, real_labels=real,
         )
 
     def batches(self, batch_size: int):

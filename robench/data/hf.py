@@ -56,19 +56,30 @@ def _to_dataset(table, name: str, split: str, columns: dict[str, str | None]) ->
     labels = names or [str(i) for i in range(int(y.max()) + 1)]
     image = columns.get("image") or next((c for c in IMAGE_COLUMNS if c in cols), None)
     if image and image in cols:
-        import numpy as np
-
-        arrays = [np.asarray(im, dtype=np.float32) / 255.0 for im in table[image]]
-        x = torch.from_numpy(np.stack(arrays))
-        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
-        return Dataset(name=name, task=IMAGE, split=split, labels=labels, inputs=x, targets=y,
-                       ids=list(range(len(y))), sha256=content_sha256(x, y))
+        return _image_dataset(table, image, name, split, labels, y)
     text = columns.get("text") or next((c for c in TEXT_COLUMNS if c in cols), None)
     if text is None or text not in cols:
         raise RobenchError(f"dataset {name}: no text or image column among {cols}; pass --text-column or --image-column")
     texts = [str(t) for t in table[text]]
     return Dataset(name=name, task=TEXT, split=split, labels=labels, inputs=texts, targets=y,
                    ids=list(range(len(y))), sha256=content_sha256(texts, y))
+
+
+def _image_dataset(table, column: str, name: str, split: str, labels: list[str], y: torch.Tensor) -> Dataset:
+    """An ``Image`` column stays in the memory-mapped Arrow table: rows are decoded on demand
+    (:class:`~robench.data.sources.ArrowImages`), never materialised."""
+    import datasets
+
+    from robench.data.imagenet import with_label_space
+    from robench.data.sources import ArrowImages
+
+    if not isinstance(table.features[column], datasets.Image):
+        raise RobenchError(f"dataset {name}: column {column!r} is {type(table.features[column]).__name__}, not an Image "
+                           "feature; cast it (dataset.cast_column(column, datasets.Image())) and save it again")
+    table = table.cast_column(column, datasets.Image(decode=False))
+    source = ArrowImages(table, column, tuple(range(len(y))), name=name, _fingerprint=str(table._fingerprint))
+    return with_label_space(Dataset(name=name, task=IMAGE, split=split, labels=labels, inputs=source, targets=y,
+                                    ids=list(range(len(y))), sha256=""))
 
 
 def load_hf(name: str, split: str, columns: dict[str, str | None]) -> Dataset:

@@ -34,12 +34,25 @@ def list_datasets() -> list[str]:
     return sorted(_DATASETS)
 
 
+def load_datasets(name: str, split: str = "test", columns: dict[str, str | None] | None = None) -> list[Dataset]:
+    """The dataset(s) a source stands for: one, or one per part (``imagenet-c:DIR``: one per
+    corruption and severity, see :mod:`robench.data.imagenet`)."""
+    from robench.data.imagenet import load_imagenet, split_source
+
+    if split_source(name) is not None:
+        return [_non_empty(ds, split) for ds in load_imagenet(name)]
+    return [load_dataset(name, split, columns)]
+
+
 def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] | None = None) -> Dataset:
     """Load a dataset by registered name or by source (bad names are a one-line error):
 
-    ``file.tsv``/``file.csv`` (text tables), ``*-images-idx3-ubyte[.gz]`` (MNIST idx), an image folder
-    (``DIR/CLASS/*.png``), a ``save_to_disk`` folder, ``file.json[l]``/``file.parquet``, ``hf:NAME[:CONFIG]``
+    ``file.tsv``/``file.csv`` (text tables, or image tables: a column of image paths), ``*-images-idx3-ubyte[.gz]``
+    (MNIST idx), an image folder (``DIR/CLASS/*.jpg``, any sizes), the ImageNet family (``imagenet:DIR``,
+    ``imagenet-a:DIR``, ... see :mod:`robench.data.imagenet`; ``imagenet-c:DIR`` has several parts: use
+    :func:`load_datasets`), a ``save_to_disk`` folder, ``file.json[l]``/``file.parquet``, ``hf:NAME[:CONFIG]``
     (hub, online only) and ``--save-adv`` files. ``columns`` names the text/label/image columns of tables.
+    Image folders, image tables and Arrow image datasets are lazy: nothing is decoded here.
 
     Any of these may end in a slice of positions, ``SOURCE[a:b]`` (Python slice bounds, either may be
     left out), e.g. ``t10k-images-idx3-ubyte.gz[:8000]`` to train and ``[8000:]`` to evaluate: example
@@ -59,9 +72,20 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
     _ensure_builtin()
     columns = columns or {}
     path = Path(name)
+    from robench.data.imagenet import split_source
+
+    if split_source(name) is not None:
+        parts = load_datasets(name, split, columns)
+        if len(parts) > 1:
+            raise RobenchError(f"{name} has {len(parts)} parts (one per corruption and severity); "
+                               "evaluate it with robench evaluate, or pick one folder: imagenet:DIR/CORRUPTION/SEVERITY")
+        return parts[0]
     if name.endswith((".tsv", ".csv")):
         from robench.data.files import load_table
+        from robench.data.images import is_image_table, load_image_table
 
+        if is_image_table(path, columns):
+            return _non_empty(load_image_table(path, columns), split)
         return _non_empty(load_table(path, columns), split)
     if name.startswith("hf:") or name.endswith((".json", ".jsonl", ".parquet")) or (path / "dataset_info.json").is_file() \
             or (path / "dataset_dict.json").is_file():
@@ -115,9 +139,7 @@ def _non_empty(ds: Dataset, split: str) -> Dataset:
         x = ds.inputs
         if x.ndim != 4:
             raise RobenchError(f"dataset {ds.name!r}: images must be (N, C, H, W), got shape {tuple(x.shape)}")
-        if not bool(torch.isfinite(x).all()):
-            raise RobenchError(f"dataset {ds.name!r} has NaN or inf pixels; fix or drop those images")
-        if float(x.min()) < 0 or float(x.max()) > 1:
-            raise RobenchError(f"dataset {ds.name!r}: pixels must be in [0, 1], found {float(x.min()):.4g}..{float(x.max()):.4g} "
-                               "(8-bit images: divide by 255)")
+        from robench.data.loader import check_pixels
+
+        check_pixels(x, ds.name)
     return ds

@@ -1,7 +1,9 @@
 """``timm:NAME``, ``timm:NAME=WEIGHTS`` and ``timm:NAME=pretrained`` as robench models.
 
-The preprocessing contract comes from timm's own data config (``resolve_data_config``: input size,
-mean, std), like timm's users expect; ``--mean/--std`` override it. Weights load from safetensors or
+The preprocessing contract comes from timm's own data config (``resolve_data_config(model=...,
+use_test_size=True)`` as timm's validate.py: input size, mean, std, crop_pct, crop_mode,
+interpolation), like timm's users expect; ``--mean/--std`` override the normalisation and
+``--img-size/--crop-pct/--interpolation`` the geometry (robench.data.preprocess). Weights load from safetensors or
 a weights-only torch file, with ``module.``/``model.`` prefixes stripped and every missing or
 unexpected key reported. The classifier head is never re-initialised silently: a head whose size
 differs from the dataset's label count is an error.
@@ -72,8 +74,8 @@ def load_timm(spec: str, labels: list[str] | None, model_args: dict[str, Any],
         check_state_dict(net, state, source)
         net.load_state_dict(state)
     net.eval()
-    cfg = resolve_data_config({}, model=net)
-    c, h, _ = cfg["input_size"]
+    cfg = resolve_data_config({}, model=net, use_test_size=True)  # as timm's validate.py
+    c, h, w = cfg["input_size"]
     m, s = list(mean or cfg["mean"]), list(std or cfg["std"])
     note = "from timm's data config" if mean is None else "from --mean/--std"
     if len(m) != c or len(s) != c:
@@ -81,7 +83,10 @@ def load_timm(spec: str, labels: list[str] | None, model_args: dict[str, Any],
             raise RobenchError(f"--mean/--std need {c} value(s), one per input channel")
         m, s = [sum(m) / len(m)] * c, [sum(s) / len(s)] * c  # e.g. a 1-channel model: channel-average
         note += f" (averaged over channels for a {c}-channel input)"
-    pre = image_preprocessing(c, h, [float(v) for v in m], [float(v) for v in s])
+    pre = image_preprocessing(c, h, [float(v) for v in m], [float(v) for v in s], crop_pct=float(cfg["crop_pct"]),
+                              crop_mode=str(cfg.get("crop_mode") or "center"), interpolation=str(cfg["interpolation"]))
+    pre["size"] = [int(h), int(w)]
+    pre["geometry_source"] = "timm data config"
     pre["note"] = note
     card = Card(task="image-classification", labels=list(labels),
                 architecture=ExternalArch("timm", name, len(labels), dict(model_args)), preprocessing=pre,

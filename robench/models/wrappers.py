@@ -16,16 +16,31 @@ from robench.errors import RobenchError
 
 
 class ImageClassifier(nn.Module):
-    """``logits = net((x - mean) / std)`` for ``x`` in [0, 1] of shape ``(B, C, H, W)``."""
+    """``logits = net((x - mean) / std)`` for ``x`` in [0, 1] of shape ``(B, C, H, W)``.
 
-    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    ``logit_indices`` restricts the logits to a subset of the classes (a 1,000-way ImageNet head on
+    ImageNet-A/R, as timm's ``validate.py --valid-labels``): attacks and predictions see only those.
+    """
+
+    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 logit_indices: Sequence[int] | None = None) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32)[None, :, None, None], persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32)[None, :, None, None], persistent=False)
+        self.logit_indices: Tensor | None
+        if logit_indices is None:
+            self.logit_indices = None
+        else:
+            self.register_buffer("logit_indices", torch.tensor(list(logit_indices), dtype=torch.long), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net((x - self.mean) / self.std)
+        return self.forward_normalized((x - self.mean) / self.std)
+
+    def forward_normalized(self, z: Tensor) -> Tensor:
+        """Logits of already normalised inputs (the preprocessing probe tries those)."""
+        logits = self.net(z)
+        return logits if self.logit_indices is None else logits[:, self.logit_indices]
 
     @classmethod
     def from_contract(cls, net: nn.Module, pre: dict[str, Any]) -> "ImageClassifier":

@@ -27,6 +27,10 @@ class Record:
     linf: float = 0.0
     l2: float = 0.0
     adv_text: str | None = None  # text threats: the adversarial / contaminated text
+    # The 5 highest-scoring classes, best first, for models with 6 classes or more (else None).
+    # Examples not attacked (wrong when clean) keep their clean top 5 as attacked_top5.
+    clean_top5: list[int] | None = None
+    attacked_top5: list[int] | None = None
 
     @property
     def clean_correct(self) -> bool:
@@ -35,6 +39,15 @@ class Record:
     @property
     def robust(self) -> bool:
         return self.clean_correct and self.attacked_pred == self.label
+
+    @property
+    def clean_top5_correct(self) -> bool:
+        return self.clean_top5 is not None and self.label in self.clean_top5
+
+    @property
+    def robust_top5(self) -> bool:
+        """The true label is still among the 5 best classes after the attack (see the schema)."""
+        return self.attacked_top5 is not None and self.label in self.attacked_top5
 
 
 @dataclass
@@ -45,6 +58,8 @@ class Summary:
     broken: int
     mean_perturbation: float
     mean_queries: float
+    clean_top5: int | None = None  # examples with the label in the clean / attacked top 5 (None: < 6 classes)
+    robust_top5: int | None = None
 
     @property
     def clean_acc(self) -> float:
@@ -66,6 +81,7 @@ def summarize(records: Iterable[Record]) -> Summary:
     recs = list(records)
     attacked = [r for r in recs if r.clean_correct]
     broken = [r for r in attacked if not r.robust]
+    top5 = bool(recs) and all(r.clean_top5 is not None for r in recs)
     return Summary(
         n=len(recs),
         clean_correct=len(attacked),
@@ -73,6 +89,8 @@ def summarize(records: Iterable[Record]) -> Summary:
         broken=len(broken),
         mean_perturbation=sum(r.perturbation for r in broken) / len(broken) if broken else 0.0,
         mean_queries=sum(r.queries for r in attacked) / len(attacked) if attacked else 0.0,
+        clean_top5=sum(r.clean_top5_correct for r in recs) if top5 else None,
+        robust_top5=sum(r.robust_top5 for r in recs) if top5 else None,
     )
 
 

@@ -17,6 +17,7 @@ from robench.errors import RobenchError
 from robench.fileio import atomic_write_text
 
 FLOAT_DECIMALS = 6
+FRACTION_COLUMNS = ("clean_top5", "attacked_top5")
 
 
 @dataclass
@@ -52,11 +53,22 @@ class ResultRow:
     # "accuracy" (classifiers) or "perplexity" (language models: clean_acc / attacked_acc then hold the
     # clean / attacked perplexity, lower is better; robench.lm_eval). Files without the column read as accuracy.
     metric: str = "accuracy"
+    # Top-5 accuracy clean / under the threat (classifiers with 6 classes or more; empty otherwise).
+    # Robust top-5: the true label is still among the 5 best classes of the kept adversarial input;
+    # examples wrong (top-1) when clean are not attacked and keep their clean top 5.
+    clean_top5: Optional[float] = None
+    attacked_top5: Optional[float] = None
+    # What the images went through (resize, crop, interpolation; robench.data.preprocess), and the
+    # identity of the evaluated examples (robench.data.base.Dataset.identity). Empty in older files.
+    preprocessing: str = ""
+    dataset_sha256: str = ""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.type == "Optional[float]":
+            if f.name in FRACTION_COLUMNS:  # optional accuracies: 6 decimals like the others
+                setattr(self, f.name, None if v in (None, "") else round(float(v), FLOAT_DECIMALS))
+            elif f.type == "Optional[float]":
                 # p-values keep 6 significant digits: rounding to decimals would print 0
                 setattr(self, f.name, None if v in (None, "") else float(f"{float(v):.6g}"))
             elif f.type == "float":
@@ -71,7 +83,8 @@ COLUMNS: list[str] = [f.name for f in fields(ResultRow)]
 BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p", "mce"]
 FLAG_COLUMNS = ["flags", "flag_notes"]
 METRIC_COLUMNS = ["metric"]
-REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUMNS + METRIC_COLUMNS]
+DATA_COLUMNS = ["clean_top5", "attacked_top5", "preprocessing", "dataset_sha256"]
+REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUMNS + METRIC_COLUMNS + DATA_COLUMNS]
 
 
 def dataclass_csv(items: Sequence, columns: Sequence[str]) -> str:

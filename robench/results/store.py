@@ -30,6 +30,13 @@ from robench.results.records import Record, read_records, write_records
 
 BATCH_KEY = "_batch"
 ROWS_FILE = "rows.json"
+NOTE_KEYS = ("skipped_unreadable",)  # what a run found out (RecordStore.annotate): in run.json, not in its hash
+
+
+def record_key(model: str, part: str = "") -> str:
+    """The name records are stored under: the model, or ``MODEL@PART`` for one part of a dataset
+    that has several (ImageNet-C's ``CORRUPTION/SEVERITY``)."""
+    return f"{model}@{part}" if part else model
 
 
 def records_path(out: Path, model: str, spec: str) -> Path:
@@ -123,6 +130,7 @@ class RecordStore:
     def __init__(self, out: Path | None, config: dict) -> None:
         self.out = out
         self.config = {**config, "config_hash": config_hash(config)}
+        self.notes: dict[str, dict] = {}  # annotations: in run.json, not in the hash
         self.resumed = 0  # records taken from a previous run
         if out is None:
             return
@@ -136,7 +144,7 @@ class RecordStore:
             except ValueError:
                 raise RobenchError(f"--out {out}: run.json is not valid JSON; remove it or choose another --out") from None
             if old.get("config_hash") != self.config["config_hash"]:
-                diff = config_differences({k: v for k, v in old.items() if k != "config_hash"}, config)
+                diff = config_differences({k: v for k, v in old.items() if k != "config_hash" and k not in NOTE_KEYS}, config)
                 raise RobenchError(
                     f"--out {out} holds records of a different run ({'; '.join(diff[:3]) or 'config differs'}); "
                     "rerun the same command to resume it, or choose another --out"
@@ -150,7 +158,20 @@ class RecordStore:
             raise RobenchError(f"--out {self.out}: cannot create the directory ({e.strerror})") from None
         meta = self.out / "run.json"
         if not meta.is_file():
-            atomic_write_text(meta, json.dumps(self.config, indent=1, sort_keys=True) + "\n")
+            atomic_write_text(meta, json.dumps({**self.config, **self.notes}, indent=1, sort_keys=True) + "\n")
+
+    def annotate(self, key: str, value: dict) -> None:
+        """Record what the run found out (e.g. the unreadable images it skipped) in run.json, beside
+        the config: merged into ``key``, outside the config hash, so a resume still matches."""
+        assert key in NOTE_KEYS, key
+        merged = {**self.notes.get(key, {}), **value}
+        self.notes[key] = merged
+        if self.out is None or not (self.out / "run.json").is_file():
+            return  # written with the config on the first record
+        meta = self.out / "run.json"
+        data = json.loads(meta.read_text())
+        data[key] = {**data.get(key, {}), **merged}
+        atomic_write_text(meta, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def records(self, model: str, spec: str, compute: Callable[[Journal | None], list[Record]]) -> list[Record]:
         """The records of (model, spec): read back when finished before, else ``compute(journal)``

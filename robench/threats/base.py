@@ -22,6 +22,7 @@ class AttackOutcome:
     adv: Tensor  # (B, ...) adversarial inputs kept for each example
     adv_pred: Tensor  # (B,) the model's prediction on ``adv``
     queries: Tensor  # (B,) float: forward passes spent per example
+    adv_logits: Tensor | None = None  # (B, classes) the model's logits on ``adv`` (top-5 accuracy)
 
 
 class Threat:

@@ -74,5 +74,5 @@ class TorchattacksThreat(Threat):
         # yet broken it checks the final iterate, for the others it re-verifies the kept one.
         adv = torch.where(monitor.broken.view(-1, *([1] * (x.ndim - 1))), monitor.first_adv, final.detach())
         with torch.inference_mode():
-            pred = model(adv).argmax(-1)
-        return AttackOutcome(adv=adv, adv_pred=pred, queries=monitor.queries)
+            logits = model(adv)
+        return AttackOutcome(adv=adv, adv_pred=logits.argmax(-1), queries=monitor.queries, adv_logits=logits)

@@ -61,5 +61,6 @@ class Corruption(Threat):
         seeds = example_seeds if example_seeds is not None else [seed + i for i in range(len(x))]
         adv = corrupt(x, self.name_, self.severity, list(seeds))
         with torch.no_grad():
-            pred = model(adv).argmax(-1)
-        return AttackOutcome(adv=adv, adv_pred=pred, queries=torch.ones(len(x), dtype=torch.float64))
+            logits = model(adv)
+        return AttackOutcome(adv=adv, adv_pred=logits.argmax(-1), queries=torch.ones(len(x), dtype=torch.float64),
+                             adv_logits=logits)
