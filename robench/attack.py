@@ -104,13 +104,13 @@ def attack(args: AttackArgs) -> AttackReport:
     (job,) = jobs
     model = job.model  # ImageNet-A/R: logits restricted to the dataset's classes
     store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))
-    flags = model_flags(model, job.ds, args.seed, job.feed)
     start = time.perf_counter()
     clean_all = run_clean(job, args.batch_size)
     ds = job.ds  # --skip-unreadable may have left examples out
     note_skipped(job, store, None)
     clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard)), ds, shard)
     clean_row = make_row(job, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
+    flags = model_flags(model, ds, args.seed, job.feed)
     adv = open_adversarials(args.save_adv, job, threat.spec) if args.save_adv is not None else None
     try:
         start = time.perf_counter()

@@ -252,19 +252,17 @@ def note_skipped(job: Job, store: RecordStore, on_warning: Callable[[str], None]
                    f"(--skip-unreadable), e.g. {job.skipped[0]}")
 
 
-def run_job(job: Job, threats: list[Threat], args: RunArgs, store: RecordStore, shard: Shard | None,
-            device: torch.device, results: dict[ResultKey, list[Record]],
+def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: list[Threat], args: RunArgs,
+            store: RecordStore, shard: Shard | None, device: torch.device, results: dict[ResultKey, list[Record]],
             on_progress: Callable[[str, int, int], None] | None, on_warning: Callable[[str], None] | None,
             ) -> list[tuple[str, str, list[Record], float, int]]:
-    """The clean pass and every threat of one job: ``(spec, unit, records, seconds, pooled parts)`` each."""
+    """Every threat of one job after its clean pass (``clean_all``, taking ``clean_seconds``):
+    ``(spec, unit, records, seconds, pooled parts)`` each, the clean threat first."""
     model, ds = job.model, job.ds
     key = record_key(model.name, ds.part)  # records files: one set per data part
     start = time.perf_counter()
-    clean_all = run_clean(job, args.batch_size)  # every shard needs every clean prediction
-    ds = job.ds  # --skip-unreadable may have left examples out
-    note_skipped(job, store, on_warning)
     clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard))
-    todo = [(CLEAN, "none", complete(clean, ds, shard), time.perf_counter() - start, 1)]
+    todo = [(CLEAN, "none", complete(clean, ds, shard), clean_seconds + time.perf_counter() - start, 1)]
     for threat in threats:
         check_modality(model, threat)
         start = time.perf_counter()
@@ -355,13 +353,18 @@ def evaluate(
     results: dict[ResultKey, list[Record]] = {}
     model_checks: dict[str, list[Flag]] = {}
     for job in jobs:
-        model, ds = job.model, job.ds
+        start = time.perf_counter()
+        clean_all = run_clean(job, args.batch_size)  # every shard needs every clean prediction
+        clean_seconds = time.perf_counter() - start
+        note_skipped(job, store, on_warning)
+        model, ds = job.model, job.ds  # --skip-unreadable may have left examples out of ds
         warning = probe_preprocessing(model, ds, job.expected_accuracy, args.seed, job.feed)
         if warning and on_warning:
             on_warning(warning)
         if model.name not in model_checks:  # once per model (ImageNet-C: not once per part)
             model_checks[model.name] = model_flags(model, ds, args.seed, job.feed)
-        todo = run_job(job, threats[modality_of(model)], args, store, shard, device, results, on_progress, on_warning)
+        todo = run_job(job, clean_all, clean_seconds, threats[modality_of(model)], args, store, shard, device, results,
+                       on_progress, on_warning)
         for spec, unit, recs, seconds, pooled in todo:
             if shard is not None and shard.distributed:
                 seconds = gather_max(seconds)

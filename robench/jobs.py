@@ -50,13 +50,26 @@ def restricted(model: LoadedModel, indices: tuple[int, ...], labels: list[str]) 
     return replace(model, module=module.to(model.device).eval(), label_names=list(labels))
 
 
+def by_name(ds: Dataset, names: list[str]) -> Dataset | None:
+    """``ds`` with its targets re-indexed into ``names`` when every class it holds is one of them
+    (an evaluation set missing some of the model's classes, ImageNet-C's synsets on a model of
+    some of them), else None."""
+    index = {n: i for i, n in enumerate(names)}
+    present = [ds.labels[int(t)] for t in torch.unique(ds.targets)]
+    if not all(n in index for n in present):
+        return None
+    table = torch.tensor([index.get(n, -1) for n in ds.labels], dtype=torch.long)
+    return replace(ds, labels=list(names), targets=table[ds.targets], label_space=None)
+
+
 def check_labels(model: LoadedModel, ds: Dataset) -> tuple[LoadedModel, Dataset]:
     """The model and the data with one label set, or a one-line error naming both.
 
     Same names (or integer names and the same count): as they are. A dataset in a larger label
     space (the ImageNet family) and a model with one output per name of that space: the logits
     restricted to the dataset's classes (ImageNet-A/R, as timm's validate.py) or the targets mapped
-    into the space (a val folder with some synsets).
+    into the space (a val folder with some synsets). Named classes all among the model's: the
+    targets mapped to the model's indices by name.
     """
     if model.task != ds.task:
         raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
@@ -69,6 +82,10 @@ def check_labels(model: LoadedModel, ds: Dataset) -> tuple[LoadedModel, Dataset]
             return restricted(model, space.indices, ds.labels), ds
         index = torch.tensor(space.indices, dtype=torch.long)
         return model, replace(ds, labels=list(space.names), targets=index[ds.targets], label_space=None)
+    if not anonymous(mine) and not anonymous(ds.labels):
+        aligned = by_name(ds, mine)
+        if aligned is not None:
+            return model, aligned
     if len(ds.labels) != k:
         where = ""
         if space is not None:
@@ -168,6 +185,9 @@ def prepare(args: "RunArgs", models: list[LoadedModel], datasets: dict | None = 
             raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
         for part in dataset_parts(name, args, datasets):
             m, ds = check_labels(model, part)
+            if ds.real_labels is not None and list(m.labels) != list(part.labels):  # the 1,000 synsets
+                raise RobenchError(f"{ds.name}: ReaL labels score 1,000-class ImageNet models; model {model.name} "
+                                   f"has {len(model.labels)} classes (evaluate it on imagenet:DIR instead)")
             pre = model_preprocessing(m, args) if ds.task == IMAGE else None
             check_inputs(m, ds, pre)
             ds = select_examples(ds, args.num_examples, args.seed)

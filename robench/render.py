@@ -39,6 +39,8 @@ def _value(r: ResultRow, x: float) -> str:
 
 def _cell(r: ResultRow) -> str:
     text = f"{_value(r, r.attacked_acc)} ±{_value(r, (r.attacked_ci_high - r.attacked_ci_low) / 2)}"
+    if r.attacked_top5 is not None:
+        text += f"\ntop-5 {_pct(r.attacked_top5)}"
     if r.baseline and r.delta_vs_baseline is not None:
         # accuracy: percentage points; perplexity: the perplexity difference
         text += f"\nΔ{r.delta_vs_baseline:+.2f}" if r.metric == "perplexity" else f"\nΔ{100 * r.delta_vs_baseline:+.1f}"
@@ -59,13 +61,49 @@ def _flags_cell(cells: dict[str, ResultRow]) -> str:
     return "\n".join(parts) or "-"
 
 
+def imagenet_c_tables(rows: Sequence[ResultRow]) -> list[Table]:
+    """ImageNet-C in one table per (tree, threat): a row per model, the mean accuracy over the parts,
+    the mCE (AlexNet-normalised), then each corruption's accuracy over its severities and its CE."""
+    groups: "OrderedDict[tuple[str, str], list[ResultRow]]" = OrderedDict()
+    for r in rows:
+        groups.setdefault((r.dataset, r.threat), []).append(r)
+    tables = []
+    for (dataset, threat), group in groups.items():
+        corruptions = list(OrderedDict.fromkeys(r.split for r in group if "/" not in r.split and "15 corruptions" not in r.split))
+        overall = {r.model: r for r in group if "15 corruptions" in r.split}  # the overall rows (imagenet_c_coverage)
+        cells = {(r.model, r.split): r for r in group}
+        coverage = next(iter(overall.values())).split if overall else ""
+        title = f"robench leaderboard: {dataset} ({coverage})" + ("" if threat == CLEAN else f" · {short_threat(threat)}")
+        table = Table(title=title, caption=(
+            f"n={'/'.join(map(str, sorted({r.n for r in group})))} per corruption and severity · accuracy in %, higher is "
+            "better, averaged over severities; mCE and CE: error relative to AlexNet's (Hendrycks & Dietterich 2019), "
+            "lower is better, for corruptions with all 5 severities"))
+        for name, justify in (("#", "right"), ("model", "left"), ("mean %", "right"), ("mCE %", "right")):
+            table.add_column(name, justify=justify)
+        for c in corruptions:
+            table.add_column(c.replace("_", " "), justify="right", overflow="fold")
+        ranked = sorted(overall.items(), key=lambda kv: -kv[1].attacked_acc)
+        for rank, (model, o) in enumerate(ranked, 1):
+            per = []
+            for c in corruptions:
+                r = cells.get((model, c))
+                per.append("-" if r is None else _pct(r.attacked_acc) + ("" if r.mce is None else f"\nCE {100 * r.mce:.0f}"))
+            table.add_row(str(rank), model, _pct(o.attacked_acc), "-" if o.mce is None else f"{100 * o.mce:.1f}", *per)
+        tables.append(table)
+    return tables
+
+
 def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
     """One table per (dataset, split): a row per model, clean accuracy with its 95% Wilson interval,
-    then one column per threat (attacked accuracy +/- the interval's half-width), best first."""
+    then one column per threat (attacked accuracy +/- the interval's half-width), best first.
+    ImageNet-C trees get one compact table (:func:`imagenet_c_tables`); their per-severity rows are
+    in the exports."""
+    corrupted = [r for r in rows if r.dataset.startswith("imagenet-c:")]
+    rows = [r for r in rows if not r.dataset.startswith("imagenet-c:")]
     groups: "OrderedDict[tuple[str, str, str], list[ResultRow]]" = OrderedDict()
     for r in rows:
         groups.setdefault((r.dataset, r.split, r.metric), []).append(r)
-    tables = []
+    tables = imagenet_c_tables(corrupted)
     for (dataset, split, metric), group in groups.items():
         ppl = metric == "perplexity"  # language models: lower is better, no percentages
         threats = list(OrderedDict.fromkeys(r.threat for r in group if r.threat != CLEAN))
@@ -86,12 +124,14 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         ns = sorted({r.n for r in group})
         baselines = sorted({r.baseline for r in group if r.baseline})
         codes = list(dict.fromkeys(c for r in group for c in r.flags.split(";") if c))
+        top5 = any(r.clean_top5 is not None for r in group)
         table = Table(
             title=f"robench leaderboard: {dataset} ({split})",
             caption=(
                 f"n={'/'.join(map(str, ns))}{' predicted tokens' if ppl else ''} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
                 + ("perplexity, lower is better; CI and ± are 95% (standard error of the mean NLL, clustered by window)"
-                   if ppl else "accuracy in %, higher is better; CI and ± are 95% Wilson")
+                   if ppl else "accuracy in %, higher is better; CI and ± are 95% Wilson"
+                   + ("; top-5: the label among the 5 best classes" if top5 else ""))
                 + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar, mCE: corruption error relative to it"
                    if baselines else "")
                 + "".join(f"\n⚠ {c}: {FLAGS.get(c, 'see flag_notes')}" for c in codes)
@@ -102,6 +142,8 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         table.add_column("n", justify="right")
         table.add_column("clean ppl" if ppl else "clean %", justify="right")
         table.add_column("95% CI", justify="right", no_wrap=True)
+        if top5:
+            table.add_column("top-5 %", justify="right")
         for t in threats:
             table.add_column(short_threat(t), justify="right", overflow="fold")
         if codes:
@@ -111,6 +153,8 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
             clean_cells = [_value(ref, ref.clean_acc), "-"]
             if CLEAN in cells:
                 clean_cells[1] = f"[{_value(ref, ref.attacked_ci_low)}, {_value(ref, ref.attacked_ci_high)}]"
+            if top5:
+                clean_cells.append("-" if ref.clean_top5 is None else _pct(ref.clean_top5))
             threat_cells = []
             for t in threats:
                 c = cells.get(t)

@@ -56,7 +56,7 @@ class Dataset:
     ids: list[int]
     sha256: str
     label_space: LabelSpace | None = None
-    real_labels: list[tuple[int, ...]] | None = None
+    real_labels: list[tuple[str, ...]] | None = None  # ReaL: the label names each image may have
     part: str = ""
 
     def __len__(self) -> int:

@@ -215,8 +215,8 @@ def _ground_truth(path: Path, names: tuple[str, ...]) -> dict[str, int]:
 _VAL_NUMBER = re.compile(r"ILSVRC2012_val_(\d{8})")
 
 
-def real_labels(ds: Dataset, path: Path | None) -> list[tuple[int, ...]]:
-    """ReaL label sets per example, matched by the val image number in each file name."""
+def real_labels(ds: Dataset, path: Path | None) -> list[tuple[str, ...]]:
+    """ReaL label sets per example (as synsets), matched by the val image number in each file name."""
     if path is None:
         text, where = _timm_info("imagenet_real_labels.json"), "timm's imagenet_real_labels.json"
     else:
@@ -228,13 +228,19 @@ def real_labels(ds: Dataset, path: Path | None) -> list[tuple[int, ...]]:
         table = json.loads(text)
     except ValueError as e:
         raise RobenchError(f"ReaL labels file {where} is not JSON ({e})") from None
+    if not isinstance(table, list):
+        raise RobenchError(f"ReaL labels file {where} must hold a list (one list of class indices per val image)")
+    names = synsets()
     out = []
     for i in range(len(ds)):
         m = _VAL_NUMBER.search(os.path.basename(ds.inputs.where(i)))
         if m is None or not 1 <= int(m.group(1)) <= len(table):
             raise RobenchError(f"imagenet-real: {ds.inputs.where(i)} is not an ImageNet val file name "
                                "(ILSVRC2012_val_NNNNNNNN.JPEG); ReaL labels are keyed by it")
-        out.append(tuple(int(v) for v in table[int(m.group(1)) - 1]))
+        try:
+            out.append(tuple(names[int(v)] for v in table[int(m.group(1)) - 1]))
+        except (TypeError, ValueError, IndexError):
+            raise RobenchError(f"ReaL labels file {where}: entry {m.group(1)} is not a list of class indices 0..999") from None
     return out
 
 

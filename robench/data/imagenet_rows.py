@@ -26,8 +26,10 @@ REAL_SUFFIX = " (ReaL)"
 
 
 def real_row(clean_row: ResultRow, records: list[Record], ds: Dataset) -> ResultRow:
-    """The clean row re-scored against the ReaL labels of ``ds``."""
-    sets = dict(zip(ds.ids, ds.real_labels or []))
+    """The clean row re-scored against the ReaL labels of ``ds`` (label names, so that a model whose
+    classes are some of the synsets is scored in its own index space; ``ds.labels`` are its names)."""
+    index = {n: i for i, n in enumerate(ds.labels)}
+    sets = {i: {index[n] for n in names if n in index} for i, names in zip(ds.ids, ds.real_labels or [])}
     scored = [(r, sets[r.id]) for r in records if sets.get(r.id)]
     n = len(scored)
     top1 = sum(r.clean_pred in real for r, real in scored)

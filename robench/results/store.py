@@ -40,8 +40,12 @@ def record_key(model: str, part: str = "") -> str:
 
 
 def records_path(out: Path, model: str, spec: str) -> Path:
-    """Where the records of (model, threat) live under ``--out``."""
-    return out / f"{model}__{spec.replace(':', '_').replace('/', '_')}.jsonl"
+    """Where the records of (model, threat) live under ``--out`` (``:`` and ``/`` of either, as in
+    ``timm:NAME=path/w.safetensors``, become ``_``)."""
+    def safe(s: str) -> str:
+        return s.replace(":", "_").replace("/", "_").replace(os.sep, "_")
+
+    return out / f"{safe(model)}__{safe(spec)}.jsonl"
 
 
 def _fsync_dir(path: Path) -> None:
