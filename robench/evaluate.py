@@ -396,7 +396,7 @@ def evaluate(
         for (model, _dataset, _split, spec), flags in per_row.items():
             for f in flags:
                 on_warning(f"{model}: {f}")
-    if args.baseline is not None:
+    if args.baseline is not None and not partial:  # a shard holds other examples per model: paired after merging
         add_baseline(rows, results, models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name)
     if not partial:
         from robench.data.imagenet_rows import imagenet_c_rows
@@ -410,5 +410,6 @@ def evaluate(
     store.write_rows(rows)
     if partial and on_note:
         on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "
-                f"combine the shards with `robench merge {args.out}`")
+                f"combine the shards with `robench merge {args.out}`"
+                + (f" --baseline {args.baseline}" if args.baseline else ""))
     return rows
