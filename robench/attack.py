@@ -84,6 +84,7 @@ def attack(args: AttackArgs) -> AttackReport:
     if model.task == LM_TASK:
         raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
+    threat.check_available()  # before the clean pass
     (job,) = prepare(args, [model])
     ds = job.ds
     store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))

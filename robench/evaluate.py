@@ -344,6 +344,8 @@ def evaluate(
         for t in [t for ts in threats.values() for t in ts]:
             if t.modality not in modalities:
                 raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
+    for t in dict.fromkeys(t for m in ("image", "text") if any(modality_of(x) == m for x in models) for t in threats[m]):
+        t.check_available()  # a missing download or resource fails now, not after the clean passes
     jobs = prepare(args, models)
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
     store = RecordStore(shard_out(args, shard), run_config("evaluate", args, jobs, all_specs, device, shard))
@@ -409,3 +411,9 @@ def evaluate(
         on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "
                 f"combine the shards with `robench merge {args.out}`")
     return rows
+
+
+# `robench.evaluate(args)` calls evaluate() above while `from robench.evaluate import ...` keeps working
+from robench import make_callable  # noqa: E402
+
+make_callable(__name__)

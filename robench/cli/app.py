@@ -24,8 +24,9 @@ app = typer.Typer(
 
 # Tables go to stdout; progress and notes to stderr so that `--json -` output stays machine-readable.
 # Piped or captured output gets a wide virtual terminal so tables are not squeezed to 80 columns
-# (a table only takes the width it needs).
-out_console = Console() if sys.stdout.isatty() else Console(width=200)
+# (a table only takes the width it needs), unless COLUMNS says how wide it is (Rich reads COLUMNS).
+_columns = os.environ.get("COLUMNS", "")
+out_console = Console() if sys.stdout.isatty() or (_columns.isdigit() and int(_columns) > 0) else Console(width=200)
 err_console = Console(stderr=True)
 
 
