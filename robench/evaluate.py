@@ -7,6 +7,7 @@ summary number is computed from the per-example records, which ``--out DIR`` wri
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
-from robench.errors import RobenchError
+from robench.errors import RobenchError, check_seed
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
 from robench.results.records import Record, summarize
@@ -73,6 +74,12 @@ class RunArgs:
             raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")
         if self.shard is not None:
             parse_shard(self.shard)
+        check_seed(self.seed)
+        if self.expect_accuracy is not None and not 0 <= self.expect_accuracy <= 1:
+            raise RobenchError(f"--expect-accuracy must be a clean accuracy in [0, 1] (0.9 = 90%), got {self.expect_accuracy}")
+        for flag, values in (("--mean", self.mean), ("--std", self.std)):
+            if values and not all(math.isfinite(v) and (flag == "--mean" or v > 0) for v in values):
+                raise RobenchError(f"{flag} values must be finite numbers{' > 0' if flag == '--std' else ''}, got {values}")
 
 
 @dataclass(kw_only=True)
@@ -211,6 +218,25 @@ def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Reco
             r.mcnemar_p = mcnemar_exact(only_mine, only_base)
 
 
+def distinct_models(models: list[LoadedModel], appended_baseline: bool = False) -> list[LoadedModel]:
+    """Each model once: rows, records and pairing are keyed by model name, so a name given twice
+    (the same spec twice, or a zoo name beside its checkpoint path) is refused rather than silently
+    de-duplicated (the command would not be doing what it says). The one exception is a
+    ``--baseline`` appended to the list that is an evaluated model named another way (same name and
+    weights): it is that model."""
+    if appended_baseline and any(m.name == models[-1].name and m.sha256 == models[-1].sha256 for m in models[:-1]):
+        models = models[:-1]
+    seen: dict[str, LoadedModel] = {}
+    for m in models:
+        if m.name in seen:
+            first = seen[m.name]
+            same = "the same checkpoint" if first.sha256 == m.sha256 else "two different checkpoints with one name"
+            raise RobenchError(f"model {m.name!r} is given twice ({same}: {first.path or first.name} and {m.path or m.name}); "
+                               "give each model once (rows are keyed by model name)")
+        seen[m.name] = m
+    return models
+
+
 def load_spec(spec: str, args: RunArgs, device: torch.device) -> LoadedModel:
     """Load one MODEL argument with the run's options (timm models are sized by --dataset's labels)."""
     labels = None
@@ -315,30 +341,37 @@ def evaluate(
     on_progress: Callable[[str, int, int], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    on_models: Callable[[list[LoadedModel]], None] | None = None,
 ) -> list[ResultRow]:
     """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
 
     ``args.models`` holds MODEL specs (zoo names, paths, ``timm:``/``hf:``) or, from Python, ready
     :class:`LoadedModel` objects. Returns one row per (model, threat), the clean row
     (``threat = none``) first for each model, each with the sanity battery's flags. With ``--out``,
-    records are journaled and a killed run resumes where it stopped.
+    records are journaled and a killed run resumes where it stopped. ``on_models`` sees the loaded
+    models before any evaluation work and may refuse the run (raise :class:`RobenchError`), e.g. an
+    output that cannot be made for them.
     """
     device = resolve_device(args.device)
     shard, device = resolve_shard(args, device)
     specs = list(args.models) or list_zoo()
     if not specs:
         raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
-    if args.baseline is not None and args.baseline not in [getattr(s, "name", s) for s in specs]:
+    appended = args.baseline is not None and args.baseline not in [getattr(s, "name", s) for s in specs]
+    if appended:
         specs.append(args.baseline)
     threats = resolve_threats(args)
     models = [s if isinstance(s, LoadedModel) else load_spec(s, args, device) for s in specs]  # fail fast on any bad model
+    base_name = None if args.baseline is None else models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name
+    models = distinct_models(models, appended_baseline=appended)
+    if on_models:
+        on_models(models)
     if any(m.task == LM_TASK for m in models):  # language models: perplexity rows (robench.lm_eval)
         if not all(m.task == LM_TASK for m in models):
             raise RobenchError("language models and classifiers cannot be evaluated in one run; evaluate them separately")
         from robench.lm_eval import evaluate_lm
 
-        base = None if args.baseline is None else models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name
-        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note, baseline=base)
+        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note, baseline=base_name)
     if args.threats:
         modalities = {modality_of(m) for m in models}
         for t in [t for ts in threats.values() for t in ts]:
@@ -405,7 +438,7 @@ def evaluate(
             for f in flags:
                 on_warning(f"{model}: {f}")
     if args.baseline is not None:
-        add_baseline(rows, results, models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name)
+        add_baseline(rows, results, base_name)
     store.write_rows(rows)
     if partial and on_note:
         on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "

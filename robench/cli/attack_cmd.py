@@ -45,7 +45,7 @@ def attack(
     from robench.attack import AttackArgs, attack as run_attack
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
-    check_export_paths(exports)
+    check_export_paths({**exports, "save-adv": save_adv}, run["out"])
     rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     from robench.distributed import is_main_process
 

@@ -34,7 +34,7 @@ def curve(
     from robench.threats.spec import format_number
 
     exports = {"csv": csv, "json": json_}
-    check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot})
+    check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot}, run["out"])
     args = CurveArgs(models=models, threat=threat, sweep=sweep, **run)
     from robench.curve import sweep_specs
 

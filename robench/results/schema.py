@@ -133,10 +133,13 @@ def _json_items(path: Path, text: str) -> list:
         else:
             items = json.loads(text)
     except json.JSONDecodeError as e:
-        raise RobenchError(f"result file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise RobenchError(f"result file {path} is not valid JSON ({e.msg} at line {e.lineno}); {READS}") from None
     if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
         raise RobenchError(f"result file {path} must hold a list of row objects")
     return items
+
+
+READS = "robench reads result rows from the .csv, .json or .jsonl files that --csv/--json write"
 
 
 def read_rows(path: Path | str) -> list[ResultRow]:
@@ -146,6 +149,10 @@ def read_rows(path: Path | str) -> list[ResultRow]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RobenchError(f"result file {path} not found") from None
+    except IsADirectoryError:
+        raise RobenchError(f"{path} is a directory; {READS}: give those files (e.g. {path}/*.csv)") from None
+    except UnicodeDecodeError:
+        raise RobenchError(f"{path} is not a text file (a plot or other binary file?); {READS}") from None
     if path.suffix == ".csv":
         items: Iterable = list(csv.DictReader(io.StringIO(text)))
     else:
