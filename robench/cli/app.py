@@ -30,6 +30,22 @@ out_console = Console() if sys.stdout.isatty() or (_columns.isdigit() and int(_c
 err_console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from robench import __version__
+
+        out_console.print(f"robench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print robench's version and exit."),
+) -> None:
+    """Robustness benchmarking for Transformer classifiers (SA, BSA, GRC, BSA-GRC)."""
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     sys.stderr.write(f"robench: error: {' '.join(message.split())}\n")
     sys.stderr.flush()

@@ -36,7 +36,7 @@ def attack(
     csv: CsvExport = None,
     json_: JsonExport = None,
     markdown: MarkdownExport = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
     run: dict = None,
 ) -> None:
     """Attack one model with one threat: accuracy, success rate, perturbation, queries, time, examples."""

@@ -22,7 +22,7 @@ def curve(
     json_: Optional[Path] = typer.Option(None, "--json", help="The points as JSON ('-' for stdout)."),
     auc_csv: Optional[Path] = typer.Option(None, "--auc-csv", help="model, threat, key, auc per model."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: one line per model with 95% bands."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
     run: dict = None,
 ) -> None:
     """Evaluate MODELs along a sweep of one threat parameter; print the curve and its AUC."""
