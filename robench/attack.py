@@ -91,7 +91,7 @@ def attack(args: AttackArgs) -> AttackReport:
     flags = model_flags(model, ds, args.seed)
     start = time.perf_counter()
     clean_all = clean_records(model, ds, args.batch_size)
-    clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard)), ds, shard)
+    clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size)), ds, shard)
     clean_row = make_row(model, ds, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
     adv: dict[int, torch.Tensor] | None = {} if args.save_adv is not None else None
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from robench import __version__
 from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
 from robench.data.registry import load_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
-from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
+from robench.distributed import Shard, gather_max, gather_records, init_from_env, owned_positions, parse_shard
 from robench.errors import RobenchError, check_seed
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
@@ -215,7 +215,8 @@ def add_baseline(rows: list[ResultRow], results: dict[tuple[str, str], list[Reco
             # pooled rows: the 75 outcomes of one image are not independent pairs, so no McNemar test
             r.mce = relative_mce(results, r.model, baseline, parts)
         else:
-            r.mcnemar_p = mcnemar_exact(only_mine, only_base)
+            # 6 significant digits, as ResultRow keeps p-values (set after the row was built, so rounded here)
+            r.mcnemar_p = float(f"{mcnemar_exact(only_mine, only_base):.6g}")
 
 
 def distinct_models(models: list[LoadedModel], appended_baseline: bool = False) -> list[LoadedModel]:
@@ -323,9 +324,14 @@ def shard_out(args: RunArgs, shard: Shard | None) -> Path | None:
     return args.out / shard.name if shard is not None and args.out is not None else args.out
 
 
-def owned_clean(clean: list[Record], shard: Shard | None) -> list[Record]:
-    """The clean records this shard keeps (all of them without sharding)."""
-    return clean if shard is None else [r for p, r in enumerate(clean) if shard.owns_position(p)]
+def owned_clean(clean: list[Record], shard: Shard | None, batch_size: int) -> list[Record]:
+    """The clean records this shard keeps (all of them without sharding): those of the examples its
+    attack records cover (:func:`robench.distributed.owned_positions`), so every row of a shard is
+    about the same examples (a clean n of 25 beside an attack over 49 compared different sets)."""
+    if shard is None:
+        return clean
+    owned = owned_positions(shard, [r.clean_correct for r in clean], batch_size)
+    return [r for p, r in enumerate(clean) if p in owned]
 
 
 def complete(records: list[Record], ds: Dataset, shard: Shard | None) -> list[Record]:
@@ -354,6 +360,10 @@ def evaluate(
     """
     device = resolve_device(args.device)
     shard, device = resolve_shard(args, device)
+    if shard is not None and not shard.distributed and args.baseline is not None:
+        # a shard's models are attacked on different examples (their correctly classified ones): no pairs yet
+        raise RobenchError(f"--baseline pairs models on the same examples, which a --shard process does not have; "
+                           f"drop it here and pair after merging: robench merge {args.out} --baseline {args.baseline}")
     specs = list(args.models) or list_zoo()
     if not specs:
         raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
@@ -394,7 +404,7 @@ def evaluate(
         model_checks[model.name] = model_flags(model, ds, args.seed)
         start = time.perf_counter()
         clean_all = clean_records(model, ds, args.batch_size)  # every shard needs every clean prediction
-        clean = store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard))
+        clean = store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size))
         todo: list[tuple[str, str, list[Record], float, int]] = [
             (CLEAN, "none", complete(clean, ds, shard), time.perf_counter() - start, 1)]
         for threat in threats[modality_of(model)]:

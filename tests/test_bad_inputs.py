@@ -100,6 +100,8 @@ CATALOGUE: list[Bad] = [
     Bad("zero query budget", (*TXT, "--query-budget", "0"), "--query-budget must be >= 1"),
     Bad("negative seed", (*EV, "--seed", "-1"), "--seed must be in [0, 9223372036854775807]"),
     Bad("expected accuracy above 1", (*EV, "--expect-accuracy", "2"), "--expect-accuracy must be a clean accuracy in [0, 1]"),
+    Bad("--baseline in a --shard process", (*EV[:2], "digits-vit-bsa", "-n", "20", "--baseline", "digits-vit-sa", "--shard", "0/2",
+                                            "--out", "{out}/shards"), "pair after merging: robench merge"),
     # outputs
     Bad("export into a missing folder", (*EV, "--csv", "{out}/no/such/dir/rows.csv"), "does not exist; create it first"),
     Bad("export path is a folder", (*EV, "--csv", "{out}"), "is a directory; give a file path"),
