@@ -45,6 +45,7 @@ class AttackReport:
     max_linf: float
     max_l2: float
     examples_per_second: float
+    max_perturbation: float = 0.0  # in the threat's unit (text: fraction of words changed), over attacked examples
     examples: list[Record] = field(default_factory=list)
     originals: dict[int, str] = field(default_factory=dict)  # example id -> clean text (text threats)
     labels: list[str] = field(default_factory=list)
@@ -116,6 +117,7 @@ def attack(args: AttackArgs) -> AttackReport:
         clean_row=clean_row, row=row, records=records,
         max_linf=max((r.linf for r in attacked), default=0.0), max_l2=max((r.l2 for r in attacked), default=0.0),
         examples_per_second=len(attacked) / seconds if seconds > 0 else float("inf"),
+        max_perturbation=max((r.perturbation for r in attacked), default=0.0),
         examples=broken[:5],
         labels=list(model.labels),
         originals={i: t for i, t in zip(ds.ids, ds.inputs) if i in shown} if threat.modality == "text" else {},

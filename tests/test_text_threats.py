@@ -189,6 +189,7 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
                "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n  - ") == 3 and proc.stdout.count("\n  + ") == 3
+    assert "max Linf" not in proc.stdout  # no pixel norms for text: the largest fraction of words changed instead
     clean_file, rec_file = sorted(tmp_path.glob("*.jsonl"), key=lambda p: not p.name.endswith("__none.jsonl"))
     assert clean_file.name == "wordnet-text-sa__none.jsonl"  # the clean pass is recorded too (and resumable)
     recs = [json.loads(l) for l in rec_file.read_text().splitlines()]
@@ -197,6 +198,8 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
     assert all(r["adv_text"] for r in attacked)
     for r in attacked:
         assert r["queries"] == 1.0
+    recs_max = max(r["perturbation"] for r in attacked)
+    assert f"max words changed (attacked) │ {100 * recs_max:.0f}% of words" in " ".join(proc.stdout.split())
 
 
 @pytest.mark.slow
