@@ -113,6 +113,8 @@ CATALOGUE: list[Bad] = [
     Bad("two exports on stdout", (*EV, "--csv", "-", "--json", "-"), "--csv and --json both write to stdout"),
     Bad("--plot on a language model", ("evaluate", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens", "--csv", "{out}/out.csv",
                                        "--plot", "{out}/p.png"), "language models give perplexity rows"),
+    Bad("curve of a language model", ("curve", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens", "--threat", "word-swap",
+                                      "--sweep", "rate=0,0.1"), "robench curve plots accuracy; lm is a language model"),
     Bad("leaderboard of a PNG", ("leaderboard", "{bad}/curve.png", "--csv", "{out}/rows.csv"), "is not a text file"),
     Bad("leaderboard of a folder", ("leaderboard", "{bad}/other_run", "--csv", "{out}/rows.csv"), "is a directory; robench reads result rows"),
 ]
