@@ -115,7 +115,7 @@ CATALOGUE: list[Bad] = [
                                        "--plot", "{out}/p.png"), "language models give perplexity rows"),
     Bad("curve of a language model", ("curve", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens", "--threat", "word-swap",
                                       "--sweep", "rate=0,0.1"), "robench curve plots accuracy; lm is a language model"),
-    Bad("leaderboard of a PNG", ("leaderboard", "{bad}/curve.png", "--csv", "{out}/rows.csv"), "is not a text file"),
+    Bad("leaderboard of a PNG", ("leaderboard", "{bad}/curve.png", "--csv", "{out}/rows.csv"), "is not UTF-8 text"),
     Bad("leaderboard of a folder", ("leaderboard", "{bad}/other_run", "--csv", "{out}/rows.csv"), "is a directory; robench reads result rows"),
 ]
 

@@ -152,7 +152,8 @@ def read_rows(path: Path | str) -> list[ResultRow]:
     except IsADirectoryError:
         raise RobenchError(f"{path} is a directory; {READS}: give those files (e.g. {path}/*.csv)") from None
     except UnicodeDecodeError:
-        raise RobenchError(f"{path} is not a text file (a plot or other binary file?); {READS}") from None
+        raise RobenchError(f"{path} is not UTF-8 text (a plot or another binary file, or a table in another encoding: "
+                           f"re-save it as UTF-8); {READS}") from None
     if path.suffix == ".csv":
         items: Iterable = list(csv.DictReader(io.StringIO(text)))
     else:
