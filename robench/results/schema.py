@@ -150,7 +150,8 @@ def read_rows(path: Path | str) -> list[ResultRow]:
     except FileNotFoundError:
         raise RobenchError(f"result file {path} not found") from None
     except IsADirectoryError:
-        raise RobenchError(f"{path} is a directory; {READS}: give those files (e.g. {path}/*.csv)") from None
+        example = path / "rows.json" if (path / "rows.json").is_file() else f"{path}/*.csv"  # an --out folder keeps its rows there
+        raise RobenchError(f"{path} is a directory; {READS}: give those files (e.g. {example})") from None
     except UnicodeDecodeError:
         raise RobenchError(f"{path} is not UTF-8 text (a plot or another binary file, or a table in another encoding: "
                            f"re-save it as UTF-8); {READS}") from None
