@@ -155,6 +155,9 @@ def resolve_threats(args: EvaluateArgs) -> dict[str, list[Threat]]:
 
 def summary_fields(records: list[Record]) -> dict:
     """The summary columns of a row, computed from its records."""
+    if not records:  # a --shard process holding no example of this model (all in other shards' batches)
+        return dict(n=0, clean_acc=0.0, attacked_acc=0.0, attacked_ci_low=0.0, attacked_ci_high=1.0,
+                    attack_success_rate=0.0, mean_perturbation=0.0, mean_queries=0.0)
     s = summarize(records)
     lo, hi = wilson_interval(s.robust, s.n)
     return dict(n=s.n, clean_acc=s.clean_acc, attacked_acc=s.attacked_acc, attacked_ci_low=lo, attacked_ci_high=hi,
