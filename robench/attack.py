@@ -20,7 +20,6 @@ from robench.evaluate import (
     CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, owned_clean, resolve_shard, run_config, shard_out,
 )
 from robench.jobs import Job, load_spec, prepare, run_clean
-from robench.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.schema import ResultRow
 from robench.results.store import RecordStore
@@ -46,6 +45,7 @@ class AttackReport:
     max_linf: float
     max_l2: float
     examples_per_second: float
+    max_perturbation: float = 0.0  # in the threat's unit (text: fraction of words changed), over attacked examples
     examples: list[Record] = field(default_factory=list)
     originals: dict[int, str] = field(default_factory=dict)  # example id -> clean text (text threats)
     labels: list[str] = field(default_factory=list)
@@ -97,6 +97,7 @@ def attack(args: AttackArgs) -> AttackReport:
     if model.task == LM_TASK:
         raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
+    threat.check_available()  # before the clean pass
     jobs = prepare(args, [model])
     if len(jobs) > 1:
         raise RobenchError(f"{args.dataset} has {len(jobs)} parts; `robench attack` takes one: give one part's folder "
@@ -108,7 +109,7 @@ def attack(args: AttackArgs) -> AttackReport:
     clean_all = run_clean(job, args.batch_size)
     ds = job.ds  # --skip-unreadable may have left examples out
     note_skipped(job, store, None)
-    clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard)), ds, shard)
+    clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size)), ds, shard)
     clean_row = make_row(job, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
     flags = model_flags(model, ds, args.seed, job.feed)
     adv = open_adversarials(args.save_adv, job, threat.spec) if args.save_adv is not None else None
@@ -136,6 +137,7 @@ def attack(args: AttackArgs) -> AttackReport:
         clean_row=clean_row, row=row, records=records,
         max_linf=max((r.linf for r in attacked), default=0.0), max_l2=max((r.l2 for r in attacked), default=0.0),
         examples_per_second=len(attacked) / seconds if seconds > 0 else float("inf"),
+        max_perturbation=max((r.perturbation for r in attacked), default=0.0),
         examples=broken[:5],
         labels=list(model.labels),
         originals={i: t for i, t in zip(ds.ids, ds.inputs) if i in shown} if threat.modality == "text" else {},

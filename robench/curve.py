@@ -72,13 +72,23 @@ def sweep_specs(threat: str, sweep: str) -> tuple[str, list[float], list[str]]:
     return key, [x for x, _ in pairs], specs
 
 
+def classifiers_only(models: list) -> None:
+    """A curve is accuracy along a sweep: a language model (perplexity rows) is refused before any work."""
+    from robench.data.base import LM
+
+    lm = next((m for m in models if m.task == LM), None)
+    if lm is not None:
+        raise RobenchError(f"robench curve plots accuracy; {lm.name} is a language model: compare its perplexity at each "
+                           f"value with `robench evaluate {lm.name} --threat ... --threat ...`")
+
+
 def curve(args: CurveArgs, on_row: Callable[[ResultRow], None] | None = None) -> CurveResult:
     """Evaluate every model at every swept value; returns the points and each model's AUC."""
     key, xs, specs = sweep_specs(args.threat, args.sweep)
     if len(set(specs)) != len(specs):
         raise RobenchError("--sweep values give identical threats after validation; use distinct values")
     eval_args = EvaluateArgs(**{**{k: getattr(args, k) for k in EvaluateArgs.__dataclass_fields__}, "threats": specs})
-    rows = [r for r in evaluate(eval_args, on_row=on_row) if r.threat != CLEAN]
+    rows = [r for r in evaluate(eval_args, on_row=on_row, on_models=classifiers_only) if r.threat != CLEAN]
     result = CurveResult(key=key, xs=xs, specs=specs, rows=rows)
     for model in dict.fromkeys(r.model for r in rows):
         result.auc[model] = round(trapezoid_auc(xs, [r.attacked_acc for r in result.points(model)]), 6)

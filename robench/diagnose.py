@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robench.data.base import LM as LM_TASK
-from robench.errors import RobenchError
+from robench.errors import RobenchError, check_seed
 from robench.loading import LoadedModel
 
 UNIFORMITY, SNR, SENSITIVITY = "token_uniformity", "snr", "attention_sensitivity"
@@ -103,6 +103,7 @@ class DiagnoseArgs:
     def __post_init__(self) -> None:
         if not self.models:
             raise RobenchError("diagnose needs at least one MODEL")
+        check_seed(self.seed)
         self.lengths = parse_lengths(self.lengths)
         if self.num_examples is not None and self.num_examples < 1:
             raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")

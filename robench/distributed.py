@@ -4,8 +4,9 @@ The examples of a run are cut into the same fixed batches in every process (slic
 correctly classified examples, each seeded by its position, see :mod:`robench.runner`); shard ``i``
 of ``n`` attacks batches ``i, i+n, i+2n, ...`` and records the examples of those batches, plus the
 not-attacked (misclassified) examples at positions ``p`` with ``p % n == i``, plus the clean records
-of those same positions. Every record therefore belongs to exactly one shard, and the union of the
-shards is, record for record, the single-process run.
+of those same examples (:func:`owned_positions`), so all rows of a shard count the same examples.
+Every record therefore belongs to exactly one shard, and the union of the shards is, record for
+record, the single-process run.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the shard is the process's rank: gloo
 on CPU, nccl on GPU (each rank on ``cuda:LOCAL_RANK``). Records are gathered to every rank after
@@ -43,6 +44,20 @@ class Shard:
 
     def owns_position(self, p: int) -> bool:
         return p % self.count == self.index
+
+
+def owned_positions(shard: Shard, clean_correct: list[bool], batch_size: int) -> set[int]:
+    """Dataset positions whose records ``shard`` keeps under every threat of a model: the attacked
+    (correctly classified) examples of the batches it attacks (slices of ``batch_size`` attacked
+    examples, batch ``k`` owned when ``k % n == i``; :func:`robench.runner.attack_records` cuts the
+    same slices) and the not-attacked examples at positions ``p % n == i``. The clean records follow
+    the same set, so a shard's clean row and its attack rows count the same examples."""
+    attacked = [p for p, ok in enumerate(clean_correct) if ok]
+    owned = {p for p, ok in enumerate(clean_correct) if not ok and shard.owns_position(p)}
+    for k, start in enumerate(range(0, len(attacked), batch_size)):
+        if shard.owns_batch(k):
+            owned.update(attacked[start : start + batch_size])
+    return owned
 
 
 SHARD_DIR = re.compile(r"shard-(\d+)-of-(\d+)")

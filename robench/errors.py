@@ -16,3 +16,12 @@ class RobenchError(Exception):
     def __init__(self, message: str) -> None:
         # One line only: the CLI contract is "one clear line on stderr".
         super().__init__(" ".join(str(message).split()))
+
+
+MAX_SEED = 2**63 - 1  # torch and numpy accept every seed in [0, 2**63 - 1]; robench derives batch seeds modulo 2**63
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """A seed must be a whole number in [0, 2**63 - 1] (negative or larger seeds fail deep inside numpy/torch)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise RobenchError(f"{flag} must be in [0, {MAX_SEED}] (a non-negative whole number), got {seed}")

@@ -7,6 +7,7 @@ summary number is computed from the per-example records, which ``--out DIR`` wri
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,8 @@ from robench import __version__
 from robench.data.base import LM as LM_TASK, Dataset
 from robench.data.preprocess import INTERPOLATIONS
 from robench.device import AMP_CHOICES, amp_name, resolve_device
-from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
-from robench.errors import RobenchError
+from robench.distributed import Shard, gather_max, gather_records, init_from_env, owned_positions, parse_shard
+from robench.errors import RobenchError, check_seed
 from robench.jobs import Job, load_spec, prepare, run_clean
 from robench.loading import LoadedModel, list_zoo
 from robench.probe import probe_preprocessing
@@ -89,6 +90,12 @@ class RunArgs:
             raise RobenchError(f"--img-size must be >= 1, got {self.img_size}")
         if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
             raise RobenchError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        check_seed(self.seed)
+        if self.expect_accuracy is not None and not 0 <= self.expect_accuracy <= 1:
+            raise RobenchError(f"--expect-accuracy must be a clean accuracy in [0, 1] (0.9 = 90%), got {self.expect_accuracy}")
+        for flag, values in (("--mean", self.mean), ("--std", self.std)):
+            if values and not all(math.isfinite(v) and (flag == "--mean" or v > 0) for v in values):
+                raise RobenchError(f"{flag} values must be finite numbers{' > 0' if flag == '--std' else ''}, got {values}")
 
 
 @dataclass(kw_only=True)
@@ -124,6 +131,9 @@ def resolve_threats(args: EvaluateArgs) -> dict[str, list[Threat]]:
 
 def summary_fields(records: list[Record]) -> dict:
     """The summary columns of a row, computed from its records."""
+    if not records:  # a --shard process holding no example of this model (all in other shards' batches)
+        return dict(n=0, clean_acc=0.0, attacked_acc=0.0, attacked_ci_low=0.0, attacked_ci_high=1.0,
+                    attack_success_rate=0.0, mean_perturbation=0.0, mean_queries=0.0)
     s = summarize(records)
     lo, hi = wilson_interval(s.robust, s.n)
     return dict(n=s.n, clean_acc=s.clean_acc, attacked_acc=s.attacked_acc, attacked_ci_low=lo, attacked_ci_high=hi,
@@ -192,7 +202,27 @@ def add_baseline(rows: list[ResultRow], results: dict[ResultKey, list[Record]], 
             # pooled rows: the 75 outcomes of one image are not independent pairs, so no McNemar test
             r.mce = relative_mce(results, r, baseline, parts)
         else:
-            r.mcnemar_p = mcnemar_exact(only_mine, only_base)
+            # 6 significant digits, as ResultRow keeps p-values (set after the row was built, so rounded here)
+            r.mcnemar_p = float(f"{mcnemar_exact(only_mine, only_base):.6g}")
+
+
+def distinct_models(models: list[LoadedModel], appended_baseline: bool = False) -> list[LoadedModel]:
+    """Each model once: rows, records and pairing are keyed by model name, so a name given twice
+    (the same spec twice, or a zoo name beside its checkpoint path) is refused rather than silently
+    de-duplicated (the command would not be doing what it says). The one exception is a
+    ``--baseline`` appended to the list that is an evaluated model named another way (same name and
+    weights): it is that model."""
+    if appended_baseline and any(m.name == models[-1].name and m.sha256 == models[-1].sha256 for m in models[:-1]):
+        models = models[:-1]
+    seen: dict[str, LoadedModel] = {}
+    for m in models:
+        if m.name in seen:
+            first = seen[m.name]
+            same = "the same checkpoint" if first.sha256 == m.sha256 else "two different checkpoints with one name"
+            raise RobenchError(f"model {m.name!r} is given twice ({same}: {first.path or first.name} and {m.path or m.name}); "
+                               "give each model once (rows are keyed by model name)")
+        seen[m.name] = m
+    return models
 
 
 def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str], device: torch.device,
@@ -230,9 +260,14 @@ def shard_out(args: RunArgs, shard: Shard | None) -> Path | None:
     return args.out / shard.name if shard is not None and args.out is not None else args.out
 
 
-def owned_clean(clean: list[Record], shard: Shard | None) -> list[Record]:
-    """The clean records this shard keeps (all of them without sharding)."""
-    return clean if shard is None else [r for p, r in enumerate(clean) if shard.owns_position(p)]
+def owned_clean(clean: list[Record], shard: Shard | None, batch_size: int) -> list[Record]:
+    """The clean records this shard keeps (all of them without sharding): those of the examples its
+    attack records cover (:func:`robench.distributed.owned_positions`), so every row of a shard is
+    about the same examples (a clean n of 25 beside an attack over 49 compared different sets)."""
+    if shard is None:
+        return clean
+    owned = owned_positions(shard, [r.clean_correct for r in clean], batch_size)
+    return [r for p, r in enumerate(clean) if p in owned]
 
 
 def complete(records: list[Record], ds: Dataset, shard: Shard | None) -> list[Record]:
@@ -261,7 +296,7 @@ def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: li
     model, ds = job.model, job.ds
     key = record_key(model.name, ds.part)  # records files: one set per data part
     start = time.perf_counter()
-    clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard))
+    clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size))
     todo = [(CLEAN, "none", complete(clean, ds, shard), clean_seconds + time.perf_counter() - start, 1)]
     for threat in threats:
         check_modality(model, threat)
@@ -312,6 +347,7 @@ def evaluate(
     on_warning: Callable[[str], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     on_header: Callable[[str], None] | None = None,
+    on_models: Callable[[list[LoadedModel]], None] | None = None,
 ) -> list[ResultRow]:
     """Evaluate each model (default: the whole zoo) on its dataset under each threat of the suite.
 
@@ -320,30 +356,42 @@ def evaluate(
     (``threat = none``) first for each model, each with the sanity battery's flags; a dataset with
     several parts (``imagenet-c:DIR``) adds its summary rows (:func:`robench.data.imagenet_rows.imagenet_c_rows`),
     ReaL labels (``imagenet-real:DIR``) a re-scored clean row. With ``--out``, records are journaled
-    and a killed run resumes where it stopped.
+    and a killed run resumes where it stopped. ``on_models`` sees the loaded models before any
+    evaluation work and may refuse the run (raise :class:`RobenchError`), e.g. an output that cannot
+    be made for them; ``on_header`` hears one line per (model, data) with its first row.
     """
     device = resolve_device(args.device)
     shard, device = resolve_shard(args, device)
+    if shard is not None and not shard.distributed and args.baseline is not None:
+        # a shard's models are attacked on different examples (their correctly classified ones): no pairs yet
+        raise RobenchError(f"--baseline pairs models on the same examples, which a --shard process does not have; "
+                           f"drop it here and pair after merging: robench merge {args.out} --baseline {args.baseline}")
     specs = list(args.models) or list_zoo()
     if not specs:
         raise RobenchError("no models given and the zoo is empty; pass a checkpoint path or set ROBENCH_ZOO")
-    if args.baseline is not None and args.baseline not in [getattr(s, "name", s) for s in specs]:
+    appended = args.baseline is not None and args.baseline not in [getattr(s, "name", s) for s in specs]
+    if appended:
         specs.append(args.baseline)
     threats = resolve_threats(args)
     datasets: dict = {}
     models = [s if isinstance(s, LoadedModel) else load_spec(s, args, device, datasets) for s in specs]  # fail fast
+    base_name = None if args.baseline is None else models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name
+    models = distinct_models(models, appended_baseline=appended)
+    if on_models:
+        on_models(models)
     if any(m.task == LM_TASK for m in models):  # language models: perplexity rows (robench.lm_eval)
         if not all(m.task == LM_TASK for m in models):
             raise RobenchError("language models and classifiers cannot be evaluated in one run; evaluate them separately")
         from robench.lm_eval import evaluate_lm
 
-        base = None if args.baseline is None else models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name
-        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note, baseline=base)
+        return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note, baseline=base_name)
     if args.threats:
         modalities = {modality_of(m) for m in models}
         for t in [t for ts in threats.values() for t in ts]:
             if t.modality not in modalities:
                 raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
+    for t in dict.fromkeys(t for m in ("image", "text") if any(modality_of(x) == m for x in models) for t in threats[m]):
+        t.check_available()  # a missing download or resource fails now, not after the clean passes
     jobs = prepare(args, models, datasets)
     headers = header_lines(jobs, device) if on_header else {}
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
@@ -396,8 +444,8 @@ def evaluate(
         for (model, _dataset, _split, spec), flags in per_row.items():
             for f in flags:
                 on_warning(f"{model}: {f}")
-    if args.baseline is not None and not partial:  # a shard holds other examples per model: paired after merging
-        add_baseline(rows, results, models[[getattr(s, "name", s) for s in specs].index(args.baseline)].name)
+    if args.baseline is not None:  # (a --shard process has none: refused above, paired by robench merge)
+        add_baseline(rows, results, base_name)
     if not partial:
         from robench.data.imagenet_rows import imagenet_c_rows
 
@@ -410,6 +458,11 @@ def evaluate(
     store.write_rows(rows)
     if partial and on_note:
         on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "
-                f"combine the shards with `robench merge {args.out}`"
-                + (f" --baseline {args.baseline}" if args.baseline else ""))
+                f"combine the shards with `robench merge {args.out}`")
     return rows
+
+
+# `robench.evaluate(args)` calls evaluate() above while `from robench.evaluate import ...` keeps working
+from robench import make_callable  # noqa: E402
+
+make_callable(__name__)

@@ -72,3 +72,32 @@ def read_text_file(path: Path | str, what: str) -> str:
         raise RobenchError(f"{what} {path} is a directory; give a text file") from None
     except UnicodeDecodeError as e:
         raise RobenchError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+# what a records directory (--out DIR) holds: an export must not take one of these names there
+RECORD_FILES = ("run.json", "rows.json")
+RECORD_SUFFIXES = (".jsonl", ".journal")
+
+
+def check_output_collisions(paths: dict[str, Path | None], out: Path | None = None) -> None:
+    """Every output of one command gets its own destination: refuse, before any work, two exports to
+    one file, two exports on stdout (``-``), and an export that is the ``--out`` records directory or
+    one of the files robench keeps in it. ``paths`` maps an option name (``csv``) to its path."""
+    given = {flag: p for flag, p in paths.items() if p is not None}
+    stdout = [f"--{flag}" for flag, p in given.items() if str(p) == "-"]
+    if len(stdout) > 1:
+        raise RobenchError(f"{' and '.join(stdout)} {'both' if len(stdout) == 2 else 'all'} write to stdout ('-'); machine output takes one format: "
+                           "give the others file paths")
+    seen: dict[Path, str] = {}
+    records = Path(out).resolve() if out is not None else None  # resolved: ./x, x and a symlink to x are one place
+    for flag, p in given.items():
+        if str(p) == "-":
+            continue
+        where = Path(p).resolve()
+        if where in seen:
+            raise RobenchError(f"--{seen[where]} and --{flag} both write {p}; give each output its own file")
+        seen[where] = flag
+        if records is not None and where == records:
+            raise RobenchError(f"--{flag} {p} is the --out records directory; give the export a file path outside it")
+        if records is not None and records in where.parents and (where.name in RECORD_FILES or where.suffix in RECORD_SUFFIXES):
+            raise RobenchError(f"--{flag} {p} would overwrite the records robench keeps in --out {out}; choose another file name")

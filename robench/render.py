@@ -93,18 +93,38 @@ def imagenet_c_tables(rows: Sequence[ResultRow]) -> list[Table]:
     return tables
 
 
-def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
-    """One table per (dataset, split): a row per model, clean accuracy with its 95% Wilson interval,
-    then one column per threat (attacked accuracy +/- the interval's half-width), best first.
-    ImageNet-C trees get one compact table (:func:`imagenet_c_tables`); their per-severity rows are
-    in the exports."""
-    corrupted = [r for r in rows if r.dataset.startswith("imagenet-c:")]
-    rows = [r for r in rows if not r.dataset.startswith("imagenet-c:")]
-    groups: "OrderedDict[tuple[str, str, str], list[ResultRow]]" = OrderedDict()
+def table_groups(rows: Sequence[ResultRow]) -> "OrderedDict[tuple, list[ResultRow]]":
+    """Rows per table: one table per (dataset, split, metric) and run size ``n`` and seed, so two runs
+    of the same (model, threat) at different n or seeds are both shown (a table cell holds one row);
+    perplexity rows are not split by n (a contaminated stream has its own token count). Rows that
+    would still share a cell (the same run given twice, other devices) go to a further table; rows
+    identical to one already placed (the same file twice) are shown once."""
+    groups: "OrderedDict[tuple, list[ResultRow]]" = OrderedDict()
     for r in rows:
-        groups.setdefault((r.dataset, r.split, r.metric), []).append(r)
+        key = (r.dataset, r.split, r.metric, None if r.metric == "perplexity" else r.n, r.seed)
+        for k in range(len(rows)):
+            cells = groups.setdefault((*key, k), [])
+            same = next((c for c in cells if (c.model, c.threat) == (r.model, r.threat)), None)
+            if same is None:
+                cells.append(r)
+                break
+            if same == r:
+                break
+    return OrderedDict((k, v) for k, v in groups.items() if v)
+
+
+def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
+    """One table per (dataset, split) and run (see :func:`table_groups`): a row per model, clean
+    accuracy with its 95% Wilson interval, then one column per threat (attacked accuracy +/- the
+    interval's half-width), best first. ImageNet-C trees get one compact table
+    (:func:`imagenet_c_tables`); their per-severity rows are in the exports."""
+    corrupted = [r for r in rows if r.dataset.startswith("imagenet-c:")]
+    groups = table_groups([r for r in rows if not r.dataset.startswith("imagenet-c:")])
+    per_data = {}
+    for (dataset, split, metric, *_rest) in groups:
+        per_data[(dataset, split, metric)] = per_data.get((dataset, split, metric), 0) + 1
     tables = imagenet_c_tables(corrupted)
-    for (dataset, split, metric), group in groups.items():
+    for (dataset, split, metric, n_key, seed_key, extra), group in groups.items():
         ppl = metric == "perplexity"  # language models: lower is better, no percentages
         threats = list(OrderedDict.fromkeys(r.threat for r in group if r.threat != CLEAN))
         by_model: "OrderedDict[str, dict[str, ResultRow]]" = OrderedDict()
@@ -125,15 +145,23 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         baselines = sorted({r.baseline for r in group if r.baseline})
         codes = list(dict.fromkeys(c for r in group for c in r.flags.split(";") if c))
         top5 = any(r.clean_top5 is not None for r in group)
+        several = per_data[(dataset, split, metric)] > 1  # say which run this table is
+        run = "" if not several else (f" · n={n_key}" if n_key is not None else "") + f" · seed {seed_key}" + (f" · rows repeated ({extra + 1})" if extra else "")
+        has_p = any(r.mcnemar_p is not None for r in group)
+        has_mce = any(r.mce is not None for r in group)
+        legend = [f"Δ: paired difference to {baselines[0]}"] if baselines else []
+        if baselines and has_p:
+            legend.append("p: paired test of the per-window NLL differences" if ppl else "p: exact McNemar")
+        if baselines and has_mce:
+            legend.append("mCE: corruption error relative to it")
         table = Table(
-            title=f"robench leaderboard: {dataset} ({split})",
+            title=f"robench leaderboard: {dataset} ({split}){run}",
             caption=(
                 f"n={'/'.join(map(str, ns))}{' predicted tokens' if ppl else ''} · seed {'/'.join(map(str, seeds))} · {'/'.join(devices)}\n"
                 + ("perplexity, lower is better; CI and ± are 95% (standard error of the mean NLL, clustered by window)"
                    if ppl else "accuracy in %, higher is better; CI and ± are 95% Wilson"
                    + ("; top-5: the label among the 5 best classes" if top5 else ""))
-                + (f"\nΔ: paired difference to {baselines[0]}, p: exact McNemar, mCE: corruption error relative to it"
-                   if baselines else "")
+                + (f"\n{', '.join(legend)}" if legend else "")
                 + "".join(f"\n⚠ {c}: {FLAGS.get(c, 'see flag_notes')}" for c in codes)
             ),
         )

@@ -118,6 +118,13 @@ def _paired(a: Sequence[Record], b: Sequence[Record]) -> tuple[int, int, float]:
     return only_a, only_b, mcnemar_exact(only_a, only_b)
 
 
+def _same_attack_key(t) -> dict:
+    """The parameters besides eps; a step size that follows eps by its rule (pgd's alpha = eps/4) is
+    part of "the same attack at another eps", so it is left out too."""
+    derived = {p.name for p in t.params if p.follows == "eps" and t.values[p.name] == p.derive(t.values)}
+    return {k: v for k, v in t.values.items() if k != "eps" and k not in derived}
+
+
 Key = tuple[str, str, str, str]  # (model, dataset, split, threat spec)
 
 
@@ -148,8 +155,7 @@ def row_flags(rows: Sequence[ResultRow], results: dict[Key, list[Record]]) -> di
                 if t1 is t2 or len(recs[t1.spec]) != len(recs[t2.spec]):
                     continue
                 e1, e2 = t1.values["eps"], t2.values["eps"]
-                rest1 = {k: v for k, v in t1.values.items() if k != "eps"}
-                rest2 = {k: v for k, v in t2.values.items() if k != "eps"}
+                rest1, rest2 = _same_attack_key(t1), _same_attack_key(t2)
                 better, worse, p = _paired(recs[t2.spec], recs[t1.spec])  # robust only under t2 / only under t1
                 significant = better > worse and p < SIGNIFICANCE
                 if t1.name == t2.name and rest1 == rest2 and e1 < e2 and significant:

@@ -318,3 +318,9 @@ def train(
     digest = save_checkpoint(net, card, out)
     out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
     return TrainResult(out_path, card, digest, test_acc, time.perf_counter() - start, history)
+
+
+# `robench.train(args)` calls train() above while `from robench.train import ...` keeps working
+from robench import make_callable  # noqa: E402
+
+make_callable(__name__)

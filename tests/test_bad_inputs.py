@@ -57,6 +57,13 @@ CATALOGUE: list[Bad] = [
     Bad("contamination rate above 1", (*TXT, "--threat", "word-swap:rate=1.5"), "above the maximum 1"),
     Bad("text threat on an image model", (*EV, "--threat", "pwws"), "'pwws' is a text threat but no evaluated model is a text model"),
     Bad("unknown suite", (*EV, "--suite", "nope"), "unknown suite 'nope'"),
+    Bad("eps too large for a float", (*EV, "--threat", "fgsm:eps=1e309"), "'1e309' is too large in magnitude for a finite number"),
+    Bad("eps too large for a float (attack)", ("attack", "digits-vit-sa", "-n", "20", "--threat", "fgsm:eps=1e309"),
+        "'1e309' is too large in magnitude for a finite number"),
+    Bad("sweep value too large for a float", ("curve", "digits-vit-sa", "-n", "20", "--threat", "fgsm", "--sweep", "eps=0,1e999"),
+        "--sweep eps: '1e999' is too large in magnitude for a finite number"),
+    Bad("textattack recipe needing a download", (*TXT, "--threat", "textattack:textfooler"),
+        "needs counter-fitted word embeddings and the Universal Sentence Encoder, which robench cannot provide"),
     # models and checkpoints
     Bad("unknown model name", ("evaluate", "no-such-model"), "unknown model 'no-such-model'"),
     Bad("missing checkpoint file", ("evaluate", "{bad}/missing.safetensors"), "not found"),
@@ -69,6 +76,10 @@ CATALOGUE: list[Bad] = [
     Bad("card that is not JSON", ("evaluate", "{bad}/badjson.safetensors"), "is not valid JSON"),
     Bad("pickle that would run code", ("evaluate", "{bad}/evil.pt"), "refusing to load"),
     Bad("weights giving inf logits", ("evaluate", "{bad}/inf.safetensors", "-n", "20"), "produced NaN or inf logits"),
+    Bad("empty checkpoint file", ("evaluate", "{bad}/empty.pt", "--arch", "digits-vit-sa"), "is an empty file (0 bytes)"),
+    Bad("state dict without weights", ("evaluate", "{bad}/nothing.pt", "--arch", "digits-vit-sa"), "holds an empty state dict"),
+    Bad("the same model twice", ("evaluate", "digits-vit-sa", "models/digits-vit-sa.safetensors", "-n", "20"),
+        "model 'digits-vit-sa' is given twice"),
     # data
     Bad("unknown dataset", (*EV, "--dataset", "nope"), "unknown dataset 'nope'"),
     Bad("missing dataset file", (*EV, "--dataset", "{bad}/missing.csv"), "not found"),
@@ -87,13 +98,28 @@ CATALOGUE: list[Bad] = [
     Bad("unknown device", (*EV, "--device", "tpu"), "unknown device 'tpu'"),
     Bad("CUDA requested where there is none", (*EV, "--device", "cuda"), "CUDA is not available here"),
     Bad("zero query budget", (*TXT, "--query-budget", "0"), "--query-budget must be >= 1"),
+    Bad("negative seed", (*EV, "--seed", "-1"), "--seed must be in [0, 9223372036854775807]"),
+    Bad("expected accuracy above 1", (*EV, "--expect-accuracy", "2"), "--expect-accuracy must be a clean accuracy in [0, 1]"),
+    Bad("--baseline in a --shard process", (*EV[:2], "digits-vit-bsa", "-n", "20", "--baseline", "digits-vit-sa", "--shard", "0/2",
+                                            "--out", "{out}/shards"), "pair after merging: robench merge"),
     # outputs
     Bad("export into a missing folder", (*EV, "--csv", "{out}/no/such/dir/rows.csv"), "does not exist; create it first"),
     Bad("export path is a folder", (*EV, "--csv", "{out}"), "is a directory; give a file path"),
     Bad("--out below a file", (*EV, "--out", "{bad}/empty.csv/records"), "is a file, not a directory"),
     Bad("unwritable export folder", (*EV, "--csv", "/proc/robench-rows.csv"), "cannot write in /proc"),
     Bad("--out holding another run", (*EV, "--seed", "1", "--out", "{bad}/other_run"), "holds records of a different run (seed: 0 there vs 1 now"),
+    Bad("export path equal to --out", (*EV, "--out", "{out}/rec", "--csv", "{out}/rec"), "is the --out records directory"),
+    Bad("two exports to one path", (*EV, "--csv", "{out}/same.out", "--json", "{out}/same.out"), "--csv and --json both write"),
+    Bad("two exports on stdout", (*EV, "--csv", "-", "--json", "-"), "--csv and --json both write to stdout"),
+    Bad("--plot on a language model", ("evaluate", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens", "--csv", "{out}/out.csv",
+                                       "--plot", "{out}/p.png"), "language models give perplexity rows"),
+    Bad("curve of a language model", ("curve", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens", "--threat", "word-swap",
+                                      "--sweep", "rate=0,0.1"), "robench curve plots accuracy; lm is a language model"),
+    Bad("leaderboard of a PNG", ("leaderboard", "{bad}/curve.png", "--csv", "{out}/rows.csv"), "is not UTF-8 text"),
+    Bad("leaderboard of a folder", ("leaderboard", "{bad}/other_run", "--csv", "{out}/rows.csv"), "is a directory; robench reads result rows"),
 ]
+
+CATALOGUE_BY_NAME = {b.what: b for b in CATALOGUE}
 
 # run as real processes (see the tests below); listed here so the README table has them
 PROCESS_ENTRIES = [
@@ -111,6 +137,19 @@ def _safetensors_dataset(path: Path, images: torch.Tensor, labels: torch.Tensor)
     names = [str(i) for i in range(10)]
     save_file({"images": images.contiguous(), "labels": labels, "ids": torch.arange(len(labels))}, str(path),
               metadata={"format": "robench-adversarial", "labels": json.dumps(names), "split": "test"})
+
+
+def _tiny_language_model(d: Path) -> None:
+    """``lm.safetensors`` (+ card) trained for one epoch on ``lm.tokens``, 60 lines of a 30-word language."""
+    import random
+
+    from robench.train import TrainArgs, train
+
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(30)]
+    (d / "lm.tokens").write_text("".join(" ".join(rng.choice(words) for _ in range(10)) + "\n" for _ in range(60)))
+    train(TrainArgs(task="lm", variant="sa", data=str(d / "lm.tokens"), eval_data=str(d / "lm.tokens"), epochs=1,
+                    embed_dim=16, depth=1, num_heads=2), d / "lm")
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +199,10 @@ def bad(tmp_path_factory) -> Path:
     _safetensors_dataset(d / "pixels255.safetensors", x * 255, y)
     _safetensors_dataset(d / "nan_pixels.safetensors", torch.where(x > 0.99, float("nan"), x), y)
     _safetensors_dataset(d / "big_images.safetensors", torch.rand(30, 1, 16, 16), y)
+    (d / "empty.pt").write_bytes(b"")
+    torch.save({}, d / "nothing.pt")
+    (d / "curve.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(256))
+    _tiny_language_model(d)
     from conftest import run_cli
 
     proc = run_cli("evaluate", "digits-vit-sa", "-n", "20", "--suite", "clean", "--out", str(d / "other_run"), "--quiet")
@@ -201,6 +244,22 @@ def test_bad_input(entry: Bad, bad: Path, tmp_path, capsys):
     assert _files(out) == []
     assert _files(bad) == before  # nothing written beside the inputs either (e.g. --out holding another run)
     assert not (bad / "pwned").exists()
+
+
+def test_refusals_come_before_any_model_work(bad, tmp_path, monkeypatch, capsys):
+    """A recipe needing a download, and --plot on a language model, are refused before the clean pass
+    (or the perplexity pass): a long run must not fail hours in."""
+    import robench.evaluate
+    import robench.lm_eval
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("model work started before the refusal")
+
+    monkeypatch.setattr(robench.evaluate, "prepare", no_work)
+    monkeypatch.setattr(robench.lm_eval, "evaluate_lm", no_work)
+    for entry in (CATALOGUE_BY_NAME["textattack recipe needing a download"], CATALOGUE_BY_NAME["--plot on a language model"]):
+        code, _, err = run_inprocess(entry.argv(bad, tmp_path), capsys)
+        assert code == 2 and entry.fragment in err, err
 
 
 def test_catalogue_has_30_distinct_entries():

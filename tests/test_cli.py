@@ -24,6 +24,31 @@ def test_help_does_not_import_textattack_timm_or_torch():
         assert cmd in proc.stdout
 
 
+def test_version(cli):
+    from robench import __version__
+
+    proc = cli("--version")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"robench {__version__}\n", "")
+
+
+def test_every_option_has_help_and_train_states_its_per_task_defaults():
+    import typer
+
+    from robench.cli import app
+    from robench.lm_train import DEFAULTS as LM
+    from robench.train import IMAGE_SOURCE_DEFAULTS as IMAGES, TASKS
+
+    commands = typer.main.get_command(app).commands
+    undocumented = [(name, p.name) for name, c in commands.items() for p in c.params if not getattr(p, "help", None)]
+    assert undocumented == []
+    train = {p.name: p.help for p in commands["train"].params}
+    for option, key in (("epochs", "epochs"), ("embed_dim", "embed_dim"), ("depth", "depth"), ("heads", "num_heads"),
+                        ("lr", "lr"), ("batch_size", "batch_size")):
+        values = (TASKS["digits"][key], TASKS["wordnet-topics"][key], IMAGES[key], LM[key])
+        expected = "default per task: digits {:g}, wordnet-topics and text tables {:g}, image sources {:g}, lm {:g}".format(*values)
+        assert expected in train[option], (option, train[option])
+
+
 def test_timm_registry_creates_every_variant():
     import timm
     import torch
@@ -148,9 +173,11 @@ def test_doctor_reports_missing_wordnet_with_fix(cli, tmp_path):
         pytest.skip("Debian's WordNet packages are not installed (scripts/setup.sh installs them)")
     env = {"HOME": str(tmp_path), "ROBENCH_HOME": str(tmp_path / "rb"), "NLTK_DATA": ""}
     proc = cli("doctor", "--quick", env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # a required resource is missing: scripts can tell
     line = next(l for l in proc.stdout.splitlines() if "WordNet (NLTK)" in l)
     assert "missing" in line
+    assert proc.stderr.strip().splitlines() == ["robench: doctor: required WordNet (NLTK), stopwords (NLTK) missing; "
+                                                "see the table for how to fix"]
     proc = cli("doctor", "--quick", "--fix", env=env)  # provisions from Debian's files, offline
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "rb" / "nltk_data" / "corpora" / "wordnet" / "lexnames").read_text().count("\n") == 45

@@ -65,7 +65,12 @@ def test_three_shards_then_merge_equal_one_process(single, tmp_path, cli):
         assert proc.returncode == 0, proc.stderr
         assert f"shard {i}/3: these rows cover only this shard's examples" in proc.stderr
     sizes = [sum(len(p.read_bytes().splitlines()) for p in (out / f"shard-{i}-of-3").glob("*__none.jsonl")) for i in range(3)]
-    assert sizes == [60, 60, 60]  # 90 examples x 2 models, split evenly by position
+    assert sum(sizes) == 180 and min(sizes) > 0  # 90 examples x 2 models, each clean record in one shard
+    for i in range(3):  # every row of a shard counts the same examples: clean records = each threat's records
+        for model in ("digits-vit-sa", "digits-vit-bsa"):
+            files = sorted((out / f"shard-{i}-of-3").glob(f"{model}__*.jsonl"))
+            ids = {f.name: [json.loads(line)["id"] for line in f.read_text().splitlines()] for f in files}
+            assert len(ids) == 4 and len({tuple(v) for v in ids.values()}) == 1, ids.keys()
     # merging 2 of 3 names the missing shard; a shard given twice is refused
     partial = tmp_path / "partial"
     partial.mkdir()
@@ -113,6 +118,7 @@ def test_shards_partition_every_record_once():
 
     from robench.data.base import Dataset
     from robench.distributed import Shard
+    from robench.evaluate import owned_clean
     from robench.loading import load_model
     from robench.results.records import Record
     from robench.runner import attack_records
@@ -132,3 +138,5 @@ def test_shards_partition_every_record_once():
         ids = sorted(r.id for p in parts for r in p)
         assert ids == list(range(100, 123))
         assert sorted((r for p in parts for r in p), key=lambda r: r.id) == whole
+        for i, part in enumerate(parts):  # a shard's clean records are those of the same examples
+            assert [r.id for r in owned_clean(clean, Shard(i, n), 4)] == [r.id for r in part]

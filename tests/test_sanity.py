@@ -125,6 +125,9 @@ def test_row_checks_fire_on_significant_differences_only():
     f = _flags({"pgd:eps=0.1,alpha=0.01,steps=20": low, "pgd:eps=0.2,alpha=0.01,steps=20": high})
     assert f["pgd:eps=0.2,alpha=0.01,steps=20"] == {"eps-increase"} and not f["pgd:eps=0.1,alpha=0.01,steps=20"]
     assert _flags({"pgd:eps=0.1": low, "pgd:eps=0.2": near}) == {"pgd:eps=0.1": set(), "pgd:eps=0.2": set()}
+    # a step size following eps (alpha = eps/4 unless given) is still "the same attack at a larger eps"
+    assert _flags({"pgd:eps=0.1": low, "pgd:eps=0.2": high})["pgd:eps=0.2"] == {"eps-increase"}
+    assert _flags({"pgd:eps=0.1": low, "pgd:eps=0.2,alpha=0.01": high})["pgd:eps=0.2,alpha=0.01"] == set()  # another step rule
     # PGD weaker than FGSM at the same eps; not at another eps
     f = _flags({"fgsm:eps=0.1": low, "pgd:eps=0.1": high})
     assert f == {"fgsm:eps=0.1": set(), "pgd:eps=0.1": {"pgd-weaker-than-fgsm"}}

@@ -43,6 +43,14 @@ def test_help_does_not_import_torch():
     assert heavy == [], f"`robench --help` imported {heavy}"
 
 
+def test_version_does_not_import_torch():
+    from robench import __version__
+
+    out, heavy = run_probe("--version")
+    assert out == f"robench {__version__}\n"
+    assert heavy == [], f"`robench --version` imported {heavy}"
+
+
 @pytest.mark.parametrize("args", [("threats",), ("threats", "--json")], ids=["table", "json"])
 def test_threats_listing_does_not_import_torch(args):
     from robench.threats.registry import threat_classes

@@ -58,21 +58,21 @@ def test_streamed_run_killed_then_resumed_equals_an_uninterrupted_run(tree, tmp_
 
 @pytest.mark.slow
 def test_shards_of_a_streamed_run_and_of_imagenet_c_merge_to_one_process(tree, tmp_path, cli):
-    cases = [("digits-vit-sa", str(tree), ["--threat", "fgsm:eps=0.1", "--baseline", "digits-vit-grc", "digits-vit-grc"])]
+    cases = [("digits-vit-sa", str(tree), ["--threat", "fgsm:eps=0.1", "digits-vit-grc"])]
     _imagenet_c_tree(tmp_path / "c")
     weights = card_copy(tmp_path, "digits-vit-sa", labels=list(synsets()[:10]))
     cases.append((str(weights), f"imagenet-c:{tmp_path / 'c'}", ["--suite", "clean"]))
     for k, (model, data, extra) in enumerate(cases):
         base = ["evaluate", model, "--dataset", data, *extra, "--device", "cpu", "--quiet"]
+        pair = ["--baseline", "digits-vit-grc"] if "digits-vit-grc" in extra else []  # paired by merge for shards
         one = tmp_path / f"one{k}.json"
-        assert cli(*base, "--json", str(one)).returncode == 0
+        assert cli(*base, *pair, "--json", str(one)).returncode == 0
         out = tmp_path / f"shards{k}"
         for i in range(3):
             proc = cli(*base, "--shard", f"{i}/3", "--out", str(out))
             assert proc.returncode == 0, proc.stderr
         merged = tmp_path / f"merged{k}.json"
-        merge_args = ["--baseline", "digits-vit-grc"] if "--baseline" in extra else []
-        proc = cli("merge", str(out), *merge_args, "--json", str(merged))
+        proc = cli("merge", str(out), *pair, "--json", str(merged))
         assert proc.returncode == 0, proc.stderr
         want = _without_timing(json.loads(one.read_text()))
         got = _without_timing(json.loads(merged.read_text()))

@@ -121,6 +121,23 @@ def test_pwws_fast_matches_textattack_pwws(wordnet_available):
 
 
 @pytest.mark.slow
+def test_pwws_fast_records_failed_attacks_as_textattack_does(wordnet_available):
+    """A failed attack keeps the original text (textattack's record), not the last swap pwws-fast tried."""
+    model = load_model("wordnet-text-sa", "cpu")
+    ds = select_examples(load_dataset("wordnet-topics", "test"), 40, seed=5)
+    clean = clean_records(model, ds, 256)
+    ta = attack_records(model, ds, build_threat("pwws:query_budget=25"), clean, 256, 0)  # a small budget: most attacks fail
+    fast = attack_records(model, ds, build_threat("pwws-fast:query_budget=25"), clean, 256, 0)
+    original = dict(zip(ds.ids, ds.inputs))
+    failed = [(a, b) for a, b in zip(ta, fast) if a.clean_correct and a.robust and b.robust]
+    assert len(failed) >= 20
+    for a, b in failed:
+        assert a.adv_text == b.adv_text == original[a.id]
+        assert a.perturbation == b.perturbation == 0.0
+        assert a.attacked_pred == b.attacked_pred == a.label and a.queries == b.queries
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["deepwordbug", "pruthi", "textattack:deepwordbug,query_budget=50"])
 def test_other_textattack_recipes_run_offline(spec, text_model, wordnet_available):
     ds = select_examples(load_dataset("wordnet-topics", "test"), 12, seed=0)
@@ -172,6 +189,7 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
                "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n  - ") == 3 and proc.stdout.count("\n  + ") == 3
+    assert "max Linf" not in proc.stdout  # no pixel norms for text: the largest fraction of words changed instead
     clean_file, rec_file = sorted(tmp_path.glob("*.jsonl"), key=lambda p: not p.name.endswith("__none.jsonl"))
     assert clean_file.name == "wordnet-text-sa__none.jsonl"  # the clean pass is recorded too (and resumable)
     recs = [json.loads(l) for l in rec_file.read_text().splitlines()]
@@ -180,6 +198,8 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
     assert all(r["adv_text"] for r in attacked)
     for r in attacked:
         assert r["queries"] == 1.0
+    recs_max = max(r["perturbation"] for r in attacked)
+    assert f"max words changed (attacked) │ {100 * recs_max:.0f}% of words" in " ".join(proc.stdout.split())
 
 
 @pytest.mark.slow

@@ -218,7 +218,8 @@ def test_baseline_columns_match_records(tmp_path):
     ok = lambda x: x["clean_pred"] == x["label"] == x["attacked_pred"]  # noqa: E731
     b = sum(ok(m) and not ok(t) for m, t in zip(mine, theirs))
     c = sum(ok(t) and not ok(m) for m, t in zip(mine, theirs))
-    assert r.mcnemar_p == pytest.approx(binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0, rel=1e-9)
+    exact = binomtest(min(b, c), b + c, 0.5).pvalue if b + c else 1.0
+    assert r.mcnemar_p == float(f"{exact:.6g}")  # 6 significant digits in every export, like the schema's other p-values
 
 
 def test_threats_command_lists_every_threat(cli):
@@ -228,4 +229,64 @@ def test_threats_command_lists_every_threat(cli):
     assert [t["name"] for t in data["threats"]] == list(threat_classes())
     pgd = next(t for t in data["threats"] if t["name"] == "pgd")
     assert {p["name"]: p["default"] for p in pgd["params"]}["steps"] == 10
-    assert data["suites"] == ["clean", "default", "paper"]
+    assert {p["name"]: p["derived_default"] for p in pgd["params"]}["alpha"] == "eps/4"
+    assert [s["name"] for s in data["suites"]] == ["clean", "default", "paper"]
+    default = next(s for s in data["suites"] if s["name"] == "default")
+    assert default["image"] == ["fgsm:eps=0.1,target=none", "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none"]
+    assert default["text"] == ["pwws-fast:batch_size=512,query_budget=0", "word-swap:rate=0.1", "typo:rate=0.1"]
+    assert len(next(s for s in data["suites"] if s["name"] == "paper")["image"]) == 18
+
+
+def test_threats_listing_is_whole_at_80_columns_when_piped(cli):
+    """Every choice and description whole (wrapped at spaces, never cut) at COLUMNS=80, piped."""
+    from robench.threats.image.corruption_names import CORRUPTIONS
+    from robench.threats.text.textattack_recipes import RECIPES
+
+    proc = cli("threats", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert "…" not in proc.stdout
+    for name in (*CORRUPTIONS, *RECIPES, "least-likely"):  # `COLUMNS=80 robench threats | grep -c NAME` finds each
+        assert sum(name in line.replace(",", " ").split() for line in lines) >= 1, name
+    words = " ".join(proc.stdout.split())  # the text with its wrapping undone
+    for name, cls in threat_classes().items():
+        assert " ".join(cls.summary.split()) in words, name
+        for p in cls.params:
+            assert " ".join(p.help.split()) in words and ", ".join(p.choices) in words, (name, p.name)
+    assert "alpha=eps/4" in words and "2/255 at the default eps" in words
+    wide = cli("threats", env={"COLUMNS": "120"})
+    assert max(map(len, wide.stdout.splitlines())) > 80  # COLUMNS is honoured, not a fixed width
+
+
+def test_step_size_follows_eps_unless_given():
+    from robench.threats.image.pgd import PGD
+
+    assert build_threat("pgd:eps=0.1").alpha == 0.025  # eps/4, not the old fixed 2/255
+    assert build_threat("pgd:eps=0.1").spec == "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none"
+    assert build_threat("pgd:eps=0.1,alpha=0.01").alpha == 0.01  # given: kept
+    assert build_threat("pgd").alpha == build_threat("pgd").eps / 4 == 2 / 255  # the default is the same rule
+    assert build_threat("pgd-l2:eps=1").alpha == 0.25 and build_threat("pgd-l2").alpha == 0.125
+    assert PGD(eps=0.2).alpha == 0.05  # the Python constructor derives too
+    t = build_threat("pgd:eps=0.1").with_values(query_budget=5)
+    assert t.alpha == 0.025
+    # the step size is shown whenever eps is, and a canonical spec parses back to itself
+    assert build_threat("pgd:eps=0.1").short == "pgd:alpha=0.025,eps=0.1"
+    assert build_threat("pgd:alpha=0.01").short == "pgd:alpha=0.01"
+    assert build_threat("pgd").short == "pgd"
+    assert build_threat(build_threat("pgd:eps=3/255").spec) == build_threat("pgd:eps=3/255")
+    # what torchattacks receives
+    atk = build_threat("pgd:eps=0.1").make_attack(torch.nn.Linear(2, 2), 2, 0)
+    assert atk.alpha == 0.025 and atk.eps == 0.1
+    for cls in threat_classes().values():  # a derived parameter's listed default is its rule at the source's default
+        for p in cls.params:
+            if p.follows:
+                source = next(q for q in cls.params if q.name == p.follows)
+                assert p.default == source.default / p.divisor
+
+
+def test_apgd_runs_100_steps_by_default_as_autoattack():
+    t = build_threat("apgd")
+    assert t.steps == 100 and "steps=100" in t.spec
+    atk = t.make_attack(torch.nn.Linear(2, 2), 2, 0)
+    assert atk.steps == 100

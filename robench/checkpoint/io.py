@@ -49,6 +49,12 @@ def save_checkpoint(net: nn.Module, card: Card, path: Path | str) -> str:
     return digest
 
 
+def _first_line(e: Exception) -> str:
+    """The first line of an exception's message, or its type when the message is empty (an empty file)."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:160] if lines else type(e).__name__
+
+
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """Read a state dict and the file's sha256 without executing any pickled code."""
     try:
@@ -58,6 +64,8 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     except IsADirectoryError:
         raise RobenchError(f"checkpoint {path} is a directory; give the .safetensors file") from None
     digest = sha256_bytes(raw)
+    if not raw:
+        raise RobenchError(f"checkpoint {path} is an empty file (0 bytes); re-create or re-download it")
     if path.suffix == SAFE_SUFFIX:
         from safetensors.torch import load
 
@@ -65,7 +73,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
             state = load(raw)
         except Exception as e:  # safetensors raises its own error type for any malformed file
             raise RobenchError(
-                f"checkpoint {path} is corrupt or truncated ({str(e).splitlines()[0]}); re-create or re-download it"
+                f"checkpoint {path} is corrupt or truncated ({_first_line(e)}); re-create or re-download it"
             ) from None
         return state, digest
     if path.suffix in PICKLE_SUFFIXES:
@@ -74,17 +82,18 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         try:
             obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise RobenchError(
-                f"refusing to load {path}: it needs arbitrary unpickling, which can run code ({first[:160]}); "
+                f"refusing to load {path}: it needs arbitrary unpickling, which can run code ({_first_line(e)}); "
                 "convert it to a plain state dict saved with safetensors"
             ) from None
         except (RuntimeError, EOFError, ValueError) as e:
-            raise RobenchError(f"checkpoint {path} is corrupt or not a torch file ({str(e).splitlines()[0][:160]})") from None
+            raise RobenchError(f"checkpoint {path} is corrupt or not a torch file ({_first_line(e)})") from None
         if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
             obj = obj["state_dict"]
-        if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-            raise RobenchError(f"checkpoint {path} does not hold a state dict of tensors")
+        if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+            raise RobenchError(f"checkpoint {path} does not hold a state dict of tensors (parameter name -> tensor)")
+        if not obj:
+            raise RobenchError(f"checkpoint {path} holds an empty state dict (no weights); save the model's state_dict() into it")
         return obj, digest
     raise RobenchError(
         f"unsupported checkpoint format {path.suffix or '(no suffix)'!r} for {path}; use .safetensors "

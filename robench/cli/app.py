@@ -24,9 +24,26 @@ app = typer.Typer(
 
 # Tables go to stdout; progress and notes to stderr so that `--json -` output stays machine-readable.
 # Piped or captured output gets a wide virtual terminal so tables are not squeezed to 80 columns
-# (a table only takes the width it needs).
-out_console = Console() if sys.stdout.isatty() else Console(width=200)
+# (a table only takes the width it needs), unless COLUMNS says how wide it is (Rich reads COLUMNS).
+_columns = os.environ.get("COLUMNS", "")
+out_console = Console() if sys.stdout.isatty() or (_columns.isdigit() and int(_columns) > 0) else Console(width=200)
 err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from robench import __version__
+
+        out_console.print(f"robench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print robench's version and exit."),
+) -> None:
+    """Robustness benchmarking for Transformer classifiers (SA, BSA, GRC, BSA-GRC)."""
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":

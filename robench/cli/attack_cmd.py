@@ -36,7 +36,7 @@ def attack(
     csv: CsvExport = None,
     json_: JsonExport = None,
     markdown: MarkdownExport = None,
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
     run: dict = None,
 ) -> None:
     """Attack one model with one threat: accuracy, success rate, perturbation, queries, time, examples."""
@@ -45,7 +45,7 @@ def attack(
     from robench.attack import AttackArgs, attack as run_attack
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
-    check_export_paths(exports)
+    check_export_paths({**exports, "save-adv": save_adv}, run["out"])
     rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     from robench.distributed import is_main_process
 
@@ -64,7 +64,10 @@ def attack(
         t.add_row("attacked accuracy", f"{100 * r.attacked_acc:.2f}% [{100 * r.attacked_ci_low:.1f}, {100 * r.attacked_ci_high:.1f}] (95% Wilson)")
         t.add_row("attack success rate", f"{100 * r.attack_success_rate:.2f}% of {round(r.clean_acc * r.n)} attacked")
         t.add_row(f"mean perturbation ({r.perturbation_unit}, broken)", f"{r.mean_perturbation:.4g}")
-        t.add_row("max Linf / max L2 (attacked)", f"{rep.max_linf:.4g} / {rep.max_l2:.4g}")
+        if r.perturbation_unit == "words":  # text: no pixel norms; the largest fraction of words changed
+            t.add_row("max words changed (attacked)", f"{100 * rep.max_perturbation:.0f}% of words")
+        else:
+            t.add_row("max Linf / max L2 (attacked)", f"{rep.max_linf:.4g} / {rep.max_l2:.4g}")
         t.add_row("mean queries (attacked)", f"{r.mean_queries:.4g}")
         t.add_row("time", f"{r.seconds:.2f}s ({rep.examples_per_second:.1f} attacked examples/s)")
         t.add_row("sanity flags", "\n".join(f"⚠ {note}" for note in r.flag_notes.split("; ")) if r.flags else "none")

@@ -22,7 +22,7 @@ def curve(
     json_: Optional[Path] = typer.Option(None, "--json", help="The points as JSON ('-' for stdout)."),
     auc_csv: Optional[Path] = typer.Option(None, "--auc-csv", help="model, threat, key, auc per model."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG: one line per model with 95% bands."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress."),
     run: dict = None,
 ) -> None:
     """Evaluate MODELs along a sweep of one threat parameter; print the curve and its AUC."""
@@ -34,7 +34,7 @@ def curve(
     from robench.threats.spec import format_number
 
     exports = {"csv": csv, "json": json_}
-    check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot})
+    check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot}, run["out"])
     args = CurveArgs(models=models, threat=threat, sweep=sweep, **run)
     from robench.curve import sweep_specs
 

@@ -20,7 +20,7 @@ def diagnose(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset name or source (default: the model card's)."),
     split: str = typer.Option("test", "--split", help="Dataset split."),
     num_examples: int = typer.Option(64, "-n", "--num-examples", help="Seeded stratified sample size."),
-    batch_size: int = typer.Option(64, "--batch-size"),
+    batch_size: int = typer.Option(64, "--batch-size", help="Examples per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     seed: int = typer.Option(0, "--seed", help="Seed for the sample, the noise and the random tokens."),
     noise: Optional[float] = typer.Option(None, "--noise", help="SNR noise: pixel sigma (images) or token replacement rate (text); default 0.1."),

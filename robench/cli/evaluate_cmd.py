@@ -14,10 +14,13 @@ from robench.cli.app import app, err_console, out_console
 from robench.cli.options import CsvExport, JsonExport, MarkdownExport, run_options
 
 
-def check_export_paths(paths: dict[str, Optional[Path]]) -> None:
-    """Fail before any work if an export could not be written."""
+def check_export_paths(paths: dict[str, Optional[Path]], out: Optional[Path] = None) -> None:
+    """Fail before any work if an export could not be written, or two outputs (or an export and the
+    ``--out`` records directory ``out``) would land on one destination."""
     from robench.errors import RobenchError
+    from robench.fileio import check_output_collisions
 
+    check_output_collisions(paths, out)
     for flag, p in paths.items():
         if p is not None and str(p) == "-" and flag == "plot":
             raise RobenchError("--plot needs a file path ('-', stdout, is for the text exports)")
@@ -89,7 +92,7 @@ def evaluate(
     from robench.render import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
-    check_export_paths({**exports, "plot": plot})
+    check_export_paths({**exports, "plot": plot}, run["out"])
     args = EvaluateArgs(models=models or [], suite=suite, threats=threat or [], baseline=baseline, **run)
     machine = any(str(p) == "-" for p in exports.values() if p is not None)
     main = is_main_process()  # under torchrun only rank 0 renders and writes
@@ -100,10 +103,19 @@ def evaluate(
             value = f"perplexity {row.attacked_acc:.2f}" if row.metric == "perplexity" else f"{100 * row.attacked_acc:.1f}%"
             err_console.print(f"  {row.model} · {row.threat}: {value} (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
+    def check_models(loaded) -> None:  # before any work: an output that cannot be made is refused now
+        from robench.data.base import LM
+        from robench.errors import RobenchError
+
+        if plot is not None and any(m.task == LM for m in loaded):
+            raise RobenchError("--plot draws accuracies; language models give perplexity rows, which it does not "
+                               "draw yet: drop --plot (the --csv/--json/--markdown exports hold the perplexities)")
+
     with progress_bar(show, total=0, what="corruptions") as step:
         rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn if main else None,
                             on_note=(lambda m: sys.stderr.write(f"robench: {m}\n")) if main else None,
-                            on_header=(lambda m: err_console.print(m, highlight=False)) if show else None)
+                            on_header=(lambda m: err_console.print(m, highlight=False)) if show else None,
+                            on_models=check_models)
     if not main:
         return
     if show:
@@ -111,10 +123,7 @@ def evaluate(
             out_console.print(table)
     write_exports(rows, exports)
     if plot is not None:
-        from robench.errors import RobenchError
         from robench.plots import close, plot_leaderboard
 
-        if any(r.metric == "perplexity" for r in rows):
-            raise RobenchError("--plot draws accuracies; it does not support perplexity rows yet (the exports were written)")
         close(plot_leaderboard(rows, plot))
         err_console.print(f"wrote plot -> {plot}")

@@ -27,7 +27,7 @@ def merge(
     from robench.render import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
-    check_export_paths(exports)
+    check_export_paths(exports, out)
     rows, _ = run_merge(MergeArgs(dirs=dirs, out=out, baseline=baseline))
     for r in rows:
         for note in r.flag_notes.split("; ") if r.flags else []:

@@ -24,7 +24,7 @@ RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("dataset", Annotated[Optional[str], typer.Option("--dataset", help="Dataset name or source (default: the model card's).")], None),
     ("split", Annotated[str, typer.Option("--split", help="Dataset split.")], "test"),
     ("num_examples", Annotated[Optional[int], typer.Option("-n", "--num-examples", help="Seeded stratified sample size (default: whole split).")], None),
-    ("batch_size", Annotated[int, typer.Option("--batch-size")], 256),
+    ("batch_size", Annotated[int, typer.Option("--batch-size", help="Examples per forward pass and per attack batch (batches are seeded by position: results do not depend on it for deterministic attacks; a larger one is faster on a GPU and needs more memory).")], 256),
     ("device", Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
     ("amp", Annotated[str, typer.Option("--amp", help="Autocast for attack forward passes: auto (bf16 on CUDA, off on CPU), off, bf16, fp16; recorded predictions are fp32.")], "auto"),
     ("seed", Annotated[int, typer.Option("--seed", help="Seed for sampling and attacks.")], 0),

@@ -17,13 +17,15 @@ def train(
     task: str = typer.Option(..., "--task", help="digits, wordnet-topics, a text table (.tsv/.csv with a text and a label column), an MNIST idx file or image folder (slices: FILE[:8000]), or lm (a causal language model on --data)."),
     variant: str = typer.Option(..., "--variant", help="sa, bsa, grc or bsa-grc."),
     out: Path = typer.Option(..., "--out", help="Output checkpoint path (NAME.safetensors; NAME.json is written beside)."),
-    seed: int = typer.Option(0, "--seed"),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
-    embed_dim: Optional[int] = typer.Option(None, "--embed-dim"),
-    depth: Optional[int] = typer.Option(None, "--depth"),
-    heads: Optional[int] = typer.Option(None, "--heads"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    # defaults are per task (robench/train.py TASKS and IMAGE_SOURCE_DEFAULTS, robench/lm_train.py DEFAULTS);
+    # tests/test_cli.py checks that these help texts state them
+    seed: int = typer.Option(0, "--seed", help="Seed for initialisation, data order and sampling."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default per task: digits 40, wordnet-topics and text tables 20, image sources 10, lm 1)."),
+    embed_dim: Optional[int] = typer.Option(None, "--embed-dim", help="Model width (default per task: digits 64, wordnet-topics and text tables 48, image sources 64, lm 64)."),
+    depth: Optional[int] = typer.Option(None, "--depth", help="Transformer blocks (default per task: digits 4, wordnet-topics and text tables 2, image sources 4, lm 2)."),
+    heads: Optional[int] = typer.Option(None, "--heads", help="Attention heads, must divide --embed-dim (default per task: digits 4, wordnet-topics and text tables 4, image sources 4, lm 4)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW peak learning rate (default per task: digits 0.002, wordnet-topics and text tables 0.002, image sources 0.002, lm 0.003)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size (default per task: digits 64, wordnet-topics and text tables 64, image sources 64, lm 32)."),
     device: str = typer.Option("cpu", "--device", help="cpu (bit-reproducible), cuda or auto."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Held-out .tsv/.csv when --task is a file; the test token file with --task lm."),
     train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Train on a seeded stratified sample of this size."),
@@ -33,7 +35,7 @@ def train(
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Image files: resize and centre-crop every image to N x N (default: the first training image's size, if square)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Image files: decoding processes (default: half the CPU cores, at most 8; 0 = in process)."),
     augment: bool = typer.Option(False, "--augment", help="Image files: timm's train augmentation (RandomResizedCrop, flip, colour jitter); off by default."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, no summary line."),
 ) -> None:
     """Train a model deterministically and write NAME.safetensors + NAME.json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

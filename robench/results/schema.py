@@ -146,10 +146,13 @@ def _json_items(path: Path, text: str) -> list:
         else:
             items = json.loads(text)
     except json.JSONDecodeError as e:
-        raise RobenchError(f"result file {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        raise RobenchError(f"result file {path} is not valid JSON ({e.msg} at line {e.lineno}); {READS}") from None
     if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
         raise RobenchError(f"result file {path} must hold a list of row objects")
     return items
+
+
+READS = "robench reads result rows from the .csv, .json or .jsonl files that --csv/--json write"
 
 
 def read_rows(path: Path | str) -> list[ResultRow]:
@@ -159,6 +162,12 @@ def read_rows(path: Path | str) -> list[ResultRow]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RobenchError(f"result file {path} not found") from None
+    except IsADirectoryError:
+        example = path / "rows.json" if (path / "rows.json").is_file() else f"{path}/*.csv"  # an --out folder keeps its rows there
+        raise RobenchError(f"{path} is a directory; {READS}: give those files (e.g. {example})") from None
+    except UnicodeDecodeError:
+        raise RobenchError(f"{path} is not UTF-8 text (a plot or another binary file, or a table in another encoding: "
+                           f"re-save it as UTF-8); {READS}") from None
     if path.suffix == ".csv":
         items: Iterable = list(csv.DictReader(io.StringIO(text)))
     else:

@@ -41,7 +41,10 @@ class Threat:
     always_show: ClassVar[tuple[str, ...]] = ()  # parameters the display form shows even at their default
 
     def __init__(self, **values: Any) -> None:
-        self.values = {p.name: values.get(p.name, p.default) for p in self.params}
+        given = {p.name: values[p.name] for p in self.params if p.name in values}
+        plain = {p.name: given.get(p.name, p.default) for p in self.params}
+        # a derived default (PGD's alpha = eps/4) follows the value its source parameter actually has
+        self.values = {p.name: given[p.name] if p.name in given else p.derive(plain) for p in self.params}
         for k, v in self.values.items():
             if k != "name":  # a parameter called "name" (corruption:name=...) must not rename the threat
                 setattr(self, k, v)
@@ -49,6 +52,11 @@ class Threat:
 
     def validate(self) -> None:
         """Cross-parameter checks (single-parameter bounds live in :class:`Param`)."""
+
+    def check_available(self) -> None:
+        """Raise :class:`~robench.errors.RobenchError` (saying how to provide it) when something this
+        threat needs at run time is missing: a package, WordNet, a download. Commands call it before
+        any model work, so a long run does not fail after its clean passes. Cheap: imports nothing heavy."""
 
     def with_values(self, **changes: Any) -> "Threat":
         """A copy with some parameters changed (only those this threat has)."""
@@ -64,9 +72,11 @@ class Threat:
 
     @property
     def short(self) -> str:
-        """Display form: only the parameters that differ from their defaults."""
-        changed = {p.name: self.values[p.name] for p in self.params
-                   if self.values[p.name] != p.default or p.name in self.always_show}
+        """Display form: only the parameters that differ from their defaults; a derived parameter
+        (alpha = eps/4) is shown whenever its source is, so a step size is never hidden beside an eps."""
+        shown = {p.name for p in self.params if self.values[p.name] != p.derive(self.values) or p.name in self.always_show}
+        shown |= {p.name for p in self.params if p.follows in shown}
+        changed = {p.name: self.values[p.name] for p in self.params if p.name in shown}
         if not changed:
             return self.name
         return self.name + ":" + ",".join(f"{k}={format_number(v)}" for k, v in sorted(changed.items()))

@@ -15,7 +15,13 @@ from robench.threats.spec import ParsedSpec, format_number, parse_number, parse_
 
 @dataclass(frozen=True)
 class Param:
-    """One threat parameter: type (``float``, ``int``, ``bool`` or ``choice``), default, bounds, unit."""
+    """One threat parameter: type (``float``, ``int``, ``bool`` or ``choice``), default, bounds, unit.
+
+    ``follows``/``divisor``: a default derived from another parameter (PGD's step size ``alpha``
+    defaults to ``eps/4``): when the parameter is not given it is ``value of follows / divisor``,
+    whether ``follows`` was given or left at its own default; ``default`` is then the value at
+    that parameter's default (what ``robench threats`` shows beside the rule).
+    """
 
     name: str
     kind: str
@@ -25,6 +31,17 @@ class Param:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    follows: str | None = None
+    divisor: int = 1
+
+    @property
+    def rule(self) -> str:
+        """The derivation as text (``eps/4``), empty for a plain default."""
+        return f"{self.follows}/{self.divisor}" if self.follows else ""
+
+    def derive(self, values: dict[str, Any]) -> Any:
+        """This parameter's default given the other parameters' ``values``."""
+        return values[self.follows] / self.divisor if self.follows else self.default
 
     def parse(self, value: str, threat: str) -> Any:
         what = f"threat {threat!r} parameter {self.name!r}"
@@ -107,8 +124,7 @@ def build_threat(spec: str):
         raise RobenchError(
             f"threat {parsed.name!r} has no parameter {unknown[0]!r}; valid: {', '.join(known) or '(none)'}"
         )
-    values = {p.name: p.default for p in cls.params}
-    values.update({k: known[k].parse(v, parsed.name) for k, v in parsed.raw_params.items()})
-    return cls(**values)
+    # only the given values: the threat fills in the defaults, derived ones (alpha = eps/4) from the given values
+    return cls(**{k: known[k].parse(v, parsed.name) for k, v in parsed.raw_params.items()})
 
 

@@ -58,9 +58,13 @@ def parse_number(value: str, what: str) -> float:
         x = Fraction(num) / Fraction(den) if den else Fraction(num)
     except ZeroDivisionError:
         raise RobenchError(f"{what}: {value!r} divides by zero") from None
-    out = float(x)
+    try:
+        out = float(x)
+    except OverflowError:  # 1e309, 1e999/2: exact as a fraction, too large for a float
+        out = math.inf
     if not math.isfinite(out):
-        raise RobenchError(f"{what}: {value!r} is not finite")
+        raise RobenchError(f"{what}: {value!r} is too large in magnitude for a finite number; use a value within the parameter's bounds "
+                           "(see `robench threats`)")
     return out
 
 

@@ -14,7 +14,8 @@ class APGD(TorchattacksThreat):
     summary = "auto-PGD with step-size schedule, keeps the best iterate (torchattacks.APGD)"
     params = (
         EPS,
-        Param("steps", "int", 10, "iterations", "steps", low=1, high=100000),
+        # 100 iterations, as AutoAttack runs APGD (Croce & Hein 2020); fewer make a weaker attack than the reference
+        Param("steps", "int", 100, "iterations (100 as in AutoAttack)", "steps", low=1, high=100000),
         Param("restarts", "int", 1, "restarts", low=1, high=1000),
         Param("norm", "choice", "linf", "threat norm", choices=("linf", "l2")),
         Param("loss", "choice", "ce", "loss", choices=("ce", "dlr")),

@@ -47,6 +47,13 @@ class TorchattacksThreat(Threat):
     def make_attack(self, model: nn.Module, num_classes: int, seed: int) -> Any:
         raise NotImplementedError
 
+    def check_available(self) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("torchattacks") is None:
+            raise RobenchError(f"threat {self.name!r} runs torchattacks, which is not installed; "
+                               "install it: pip install --no-deps torchattacks==3.5.1 (or run scripts/setup.sh)")
+
     def restarts_count(self) -> int:
         return 1
 

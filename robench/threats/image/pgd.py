@@ -15,7 +15,9 @@ class PGD(TorchattacksThreat):
     summary = "projected gradient descent, Linf ball; a point is broken if any iterate of any restart broke it (torchattacks.PGD)"
     params = (
         EPS,
-        Param("alpha", "float", 2 / 255, "step size", "pixels", low=0.0, high=1.0),
+        # the step follows eps (eps/4, as robench's suites use): pgd:eps=0.1 steps 0.025, not a fixed 2/255
+        Param("alpha", "float", EPS.default / 4, "step size (eps/4 unless given)", "pixels", low=0.0, high=1.0,
+              follows="eps", divisor=4),
         Param("steps", "int", 10, "iterations", "steps", low=1, high=100000),
         Param("random_start", "bool", True, "start from a uniform point in the ball"),
         Param("restarts", "int", 1, "independent restarts", low=1, high=1000),

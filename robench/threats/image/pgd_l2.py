@@ -14,7 +14,8 @@ class PGDL2(PGD):
     summary = "projected gradient descent, L2 ball (torchattacks.PGDL2)"
     params = (
         Param("eps", "float", 0.5, "L2 radius in [0,1] pixel space", "pixels (L2)", low=0.0, high=1e6),
-        Param("alpha", "float", 0.1, "step size", "pixels (L2)", low=0.0, high=1e6),
+        Param("alpha", "float", 0.5 / 4, "step size (eps/4 unless given)", "pixels (L2)", low=0.0, high=1e6,
+              follows="eps", divisor=4),
         *PGD.params[2:],  # steps, random_start, restarts, target
     )
 

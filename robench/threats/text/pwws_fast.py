@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from robench.resources.nltk_setup import require_nltk_resources
 from robench.threats.registry import Param, register_threat
 from robench.threats.text.base import TextOutcome, TextThreat, ids_probs
 from robench.threats.text.synonyms import nltk_stopwords, wordnet_synonyms
@@ -100,6 +101,9 @@ class PWWSFast(TextThreat):
         Param("query_budget", "int", 0, "max model queries per example (0 = unlimited)", "queries", low=0, high=10**9),
         Param("batch_size", "int", 512, "texts per forward pass", low=1, high=10**6),
     )
+
+    def check_available(self) -> None:
+        require_nltk_resources()  # WordNet synonyms and NLTK's stopwords
 
     def attack_texts(self, model, texts, labels, seeds):
         import numpy as np
@@ -188,6 +192,7 @@ class PWWSFast(TextThreat):
                             s.done = True
             active = [s for s in active if not s.done and not s.over and s.step < len(s.order)]
 
-        adv = [s.cur_text for s in states]
+        # a failed attack keeps the original text, as robench's textattack runs record it (not the last swap tried)
+        adv = [s.cur_text if s.done else s.text.text for s in states]
         preds = torch.stack([cache[t] for t in adv]).argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
         return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor([float(s.queries) for s in states]))

@@ -11,7 +11,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from robench.errors import RobenchError
-from robench.resources.nltk_setup import import_textattack, no_nltk_downloads
+from robench.resources.nltk_setup import import_textattack, no_nltk_downloads, require_nltk_resources
 from robench.threats.registry import Param, register_threat
 from robench.threats.text.base import TextOutcome, TextThreat, text_probs
 
@@ -36,6 +36,9 @@ NEEDS_DOWNLOAD = {
     "seq2sick": "a seq2seq model",
     "hotflip": "gradients of a word-embedding model (not supported by robench's wrapper)",
 }
+
+# recipes whose goal function is not classification (robust accuracy is undefined for them)
+NOT_CLASSIFICATION = {"input-reduction": "InputReduction"}
 
 
 def recipe_classes() -> dict[str, Any]:
@@ -76,16 +79,32 @@ class TextAttackRecipeThreat(TextThreat):
     def recipe_name(self) -> str:
         return self.recipe
 
+    def check_available(self) -> None:
+        """Refuse, before any model work, a recipe robench cannot run here (downloads, a goal that is not
+        classification, textattack or WordNet missing); ``attack_texts`` would find out after the clean pass."""
+        import importlib.util
+
+        name = self.recipe_name()
+        if name in NEEDS_DOWNLOAD:
+            raise RobenchError(
+                f"textattack recipe {name!r} needs {NEEDS_DOWNLOAD[name]}, which robench cannot provide: it runs textattack "
+                "offline and fetches nothing; use pwws, pwws-fast, deepwordbug or pruthi, or run the recipe with textattack's "
+                "own CLI (`textattack attack --recipe ...`) on a machine with network access"
+            )
+        if name in NOT_CLASSIFICATION:
+            raise RobenchError(f"textattack recipe {name!r} has goal {NOT_CLASSIFICATION[name]}, not a classification attack; "
+                               "robust accuracy is undefined for it")
+        if importlib.util.find_spec("textattack") is None:
+            raise RobenchError(f"threat {self.spec!r} runs textattack, which is not installed; "
+                               "install it: pip install textattack==0.3.11 (or run scripts/setup.sh)")
+        require_nltk_resources()
+
     def attack_texts(self, model, texts, labels, seeds):
         import numpy as np
         import torch
 
         name = self.recipe_name()
-        if name in NEEDS_DOWNLOAD:
-            raise RobenchError(
-                f"textattack recipe {name!r} needs {NEEDS_DOWNLOAD[name]}, which robench cannot provide offline; "
-                "run it on a machine with network access to textattack's hosts, or use pwws, pwws-fast, deepwordbug or pruthi"
-            )
+        self.check_available()
         classes = recipe_classes()
         if name not in classes:
             raise RobenchError(f"unknown textattack recipe {name!r}; recipes: {', '.join(sorted(classes))}")
@@ -168,3 +187,9 @@ class TextAttackRecipe(TextAttackRecipeThreat):
 
     def recipe_name(self) -> str:
         return self.recipe
+
+    @classmethod
+    def listing_notes(cls) -> list[str]:
+        """What ``robench threats`` adds: the recipes refused before any work, and why."""
+        return [f"refused before any work (they need downloads robench does not make): {', '.join(sorted(NEEDS_DOWNLOAD))}; "
+                f"not classification attacks: {', '.join(NOT_CLASSIFICATION)}"]
