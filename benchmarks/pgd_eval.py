@@ -3,7 +3,7 @@
 naive    torchattacks.PGD(model, eps, alpha, steps, random_start=True) over every example of the
          split, batch by batch; robust accuracy = final-iterate predictions == labels.
 robench  what ``robench evaluate --threat pgd:...`` runs for one threat (process start-up excluded):
-         the clean pass (evaluate.clean_records), then runner.attack_records on the clean records
+         the clean pass (jobs.clean_records), then runner.attack_records on the clean records
          (only clean-correct examples are attacked; a point is broken if any iterate broke it;
          broken examples leave the batch).
 
@@ -34,7 +34,7 @@ from torch import nn  # noqa: E402
 
 from robench.data.registry import load_dataset  # noqa: E402
 from robench.device import amp_name, resolve_device  # noqa: E402
-from robench.evaluate import clean_records  # noqa: E402
+from robench.jobs import clean_records  # noqa: E402
 from robench.loading import LoadedModel, load_model  # noqa: E402
 from robench.results.records import Record, summarize  # noqa: E402
 from robench.runner import attack_records, batch_seed  # noqa: E402
