@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -69,8 +70,9 @@ def save_adversarials(path: Path, model: LoadedModel, ds, records: list[Record],
     atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
-def attack(args: AttackArgs) -> AttackReport:
-    """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost."""
+def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None) -> AttackReport:
+    """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost
+    (``on_note``: one-line notes on the run, e.g. -n above the split's size)."""
     threat = apply_budget(build_threat(args.threat), args)
     if args.save_adv is not None and not args.save_adv.parent.is_dir():
         raise RobenchError(f"--save-adv {args.save_adv}: directory {args.save_adv.parent} does not exist; create it first")
@@ -84,7 +86,7 @@ def attack(args: AttackArgs) -> AttackReport:
     if model.task == LM_TASK:
         raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
-    (job,) = prepare(args, [model])
+    (job,) = prepare(args, [model], on_note=on_note)
     ds = job.ds
     store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))
     flags = model_flags(model, ds, args.seed)

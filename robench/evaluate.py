@@ -8,7 +8,7 @@ summary number is computed from the per-example records, which ``--out DIR`` wri
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,10 +16,13 @@ import torch
 
 from robench import __version__
 from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
-from robench.data.registry import load_dataset
+from robench.data.labels import align_labels
+from robench.data.registry import check_split, load_dataset
+from robench.data.sources import default_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
 from robench.errors import RobenchError
+from robench.checkpoint.io import card_path_for
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
 from robench.results.records import Record, summarize
@@ -56,11 +59,13 @@ class RunArgs:
     text_column: str | None = None  # column names of table datasets (default: detected)
     label_column: str | None = None
     image_column: str | None = None
+    labels_file: str | None = None  # --labels FILE: label names, one per line, fixing a table's label order
     shard: str | None = None  # "i/n": evaluate shard i of n, records under --out DIR/shard-i-of-n for `robench merge`
 
     @property
     def columns(self) -> dict[str, str | None]:
-        return {"text": self.text_column, "label": self.label_column, "image": self.image_column}
+        return {"text": self.text_column, "label": self.label_column, "image": self.image_column,
+                "labels": None if self.labels_file is None else str(self.labels_file)}
 
     def __post_init__(self) -> None:
         if self.amp not in AMP_CHOICES:
@@ -85,24 +90,25 @@ class EvaluateArgs(RunArgs):
     baseline: str | None = None
 
 
-def check_labels(model: LoadedModel, ds: Dataset) -> None:
-    """The dataset's label names must be the model's, in the same order."""
-    if len(ds.labels) != len(model.labels):
-        raise RobenchError(
-            f"model {model.name} has {len(model.labels)} labels but dataset {ds.name} has {len(ds.labels)}; "
-            "evaluate it on a dataset with the same label set"
-        )
-    anonymous = list(ds.labels) == [str(i) for i in range(len(ds.labels))]
-    if list(ds.labels) != list(model.labels) and not anonymous:  # integer labels carry no names to compare
-        diff = [f"{i}: model {a!r} vs data {b!r}" for i, (a, b) in enumerate(zip(model.labels, ds.labels)) if a != b]
-        raise RobenchError(f"label names of model {model.name} and dataset {ds.name} differ ({'; '.join(diff[:3])})")
+def check_labels(model: LoadedModel, ds: Dataset) -> Dataset:
+    """``ds`` in the model's label space: targets mapped by label name (integer labels by
+    position); the data may lack some of the model's classes, not have classes the model lacks."""
     if model.task != ds.task:
         raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
+    return align_labels(ds, model.labels, f"model {model.name}")
 
 
 def select_examples(ds: Dataset, n: int | None, seed: int) -> Dataset:
     """The whole split, or a seeded stratified sample of ``n`` examples."""
     return ds if n is None or n >= len(ds) else ds.subset(stratified_sample(ds.targets, n, seed))
+
+
+def sample_note(ds: Dataset, n: int | None) -> str | None:
+    """The note for ``-n`` above the split's size (every example is used; the rows say n = the size)."""
+    if n is None or n <= len(ds):
+        return None
+    where = ds.name if ds.split in ds.name else f"{ds.name} ({ds.split})"  # a file's split is its name
+    return f"note: -n {n} is more than the {len(ds)} examples of {where}; using all {len(ds)}"
 
 
 @torch.inference_mode()
@@ -217,8 +223,25 @@ def load_spec(spec: str, args: RunArgs, device: torch.device) -> LoadedModel:
     if str(spec).startswith("timm:"):
         if not args.dataset:
             raise RobenchError(f"{spec}: a timm model needs --dataset (its labels size the classifier head)")
+        check_split(args.dataset, args.split)
         labels = load_dataset(args.dataset, args.split, args.columns).labels
     return load_model(spec, device, arch=args.arch, labels=labels, model_args=args.model_args, mean=args.mean, std=args.std)
+
+
+def card_path(model: LoadedModel) -> Path | None:
+    """The card file beside a checkpoint (card-relative dataset paths start there)."""
+    return None if model.path is None else card_path_for(Path(model.path))
+
+
+def dataset_of(model: LoadedModel, dataset: str | None) -> tuple[str, str]:
+    """``(name, source)`` of the data ``model`` runs on: ``--dataset`` if given, else its card's
+    (named as recorded, read from where the card's paths find it from any working directory)."""
+    if dataset:
+        return dataset, dataset
+    found = default_dataset(model.card, card_path(model))
+    if found is None:
+        raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
+    return found
 
 
 def check_inputs(model: LoadedModel, ds: Dataset) -> None:
@@ -243,23 +266,27 @@ class Job:
     expected_accuracy: float | None
 
 
-def prepare(args: RunArgs, models: list[LoadedModel], datasets: dict[tuple[str, str], Dataset] | None = None) -> list[Job]:
+def prepare(args: RunArgs, models: list[LoadedModel], datasets: dict[tuple[str, str], Dataset] | None = None,
+            on_note: Callable[[str], None] | None = None) -> list[Job]:
     """Load and check each model's dataset (fail fast on any bad input), sample the examples."""
     datasets = {} if datasets is None else datasets
-    jobs = []
+    jobs, noted = [], set()
     for model in models:
         if model.module.training:
             raise RobenchError(f"model {model.name} is in training mode (dropout or batch-norm statistics would change "
                                "under attack); call .eval() on it first")
-        name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
-        if not name:
-            raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
-        key = (name, args.split)
+        name, source = dataset_of(model, args.dataset)
+        check_split(source, args.split)
+        key = (source, args.split)
         if key not in datasets:
-            datasets[key] = load_dataset(name, args.split, args.columns)
-        ds = datasets[key]
-        check_labels(model, ds)
+            datasets[key] = load_dataset(source, args.split, args.columns)
+        ds = datasets[key] if name == source else replace(datasets[key], name=name)  # rows keep the card's name
+        ds = check_labels(model, ds)
         check_inputs(model, ds)
+        note = sample_note(ds, args.num_examples)
+        if note and on_note and key not in noted:
+            noted.add(key)
+            on_note(note)
         ds = select_examples(ds, args.num_examples, args.seed)
         expected = args.expect_accuracy
         if expected is None and model.card.evaluation.get("dataset") == ds.name:
@@ -344,7 +371,7 @@ def evaluate(
         for t in [t for ts in threats.values() for t in ts]:
             if t.modality not in modalities:
                 raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
-    jobs = prepare(args, models)
+    jobs = prepare(args, models, on_note=on_note)
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
     store = RecordStore(shard_out(args, shard), run_config("evaluate", args, jobs, all_specs, device, shard))
     partial = shard is not None and not shard.distributed  # rows of this process cover only its shard

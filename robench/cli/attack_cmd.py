@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -46,9 +47,10 @@ def attack(
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths(exports)
-    rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     from robench.distributed import is_main_process
 
+    note = (lambda m: sys.stderr.write(f"robench: {m}\n")) if is_main_process() else None
+    rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run), on_note=note)
     if not is_main_process():  # under torchrun only rank 0 renders and writes
         return
     r = rep.row
