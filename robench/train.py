@@ -230,12 +230,12 @@ def train(
     device = torch.device(args.device)
     start = time.perf_counter()
     train_ds = load_dataset(args.task, "train", args.columns)
-    # the evaluation file may lack some classes; its labels are mapped into the training set's by name
-    test_ds = align_labels(load_dataset(args.eval_data or args.task, "test", args.columns), train_ds.labels,
-                           f"the training set {args.task}")
     if args.train_examples is not None:
         train_ds = train_ds.subset(stratified_sample(train_ds.targets, args.train_examples, args.seed))
     check_trainable(train_ds)
+    # the evaluation file may lack some classes; its labels are mapped into the training set's by name
+    test_ds = align_labels(load_dataset(args.eval_data or args.task, "test", args.columns), train_ds.labels,
+                           f"the training set {args.task}")
     arch_common = dict(
         variant=args.variant, num_classes=len(train_ds.labels), embed_dim=opts["embed_dim"],
         depth=opts["depth"], num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"],

@@ -83,7 +83,8 @@ def attack(
             for col in ("id", "label", "clean pred", "attacked pred", "Linf", "L2", "queries"):
                 ex.add_column(col, justify="right")
             for e in rep.examples:
-                ex.add_row(str(e.id), str(e.label), str(e.clean_pred), str(e.attacked_pred), f"{e.linf:.4g}", f"{e.l2:.4g}", f"{e.queries:.4g}")
+                ex.add_row(str(e.id), rep.labels[e.label], rep.labels[e.clean_pred], rep.labels[e.attacked_pred],
+                           f"{e.linf:.4g}", f"{e.l2:.4g}", f"{e.queries:.4g}")
             out_console.print(ex)
         if save_adv is not None:
             err_console.print(f"wrote adversarial set -> {save_adv} (re-evaluate with --dataset {save_adv})")

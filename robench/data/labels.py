@@ -88,14 +88,15 @@ def read_label_file(path: Path | str) -> list[str]:
     return names
 
 
-def align_labels(ds: Dataset, names: Sequence[str], owner: str = "the model") -> Dataset:
+def align_labels(ds: Dataset, names: Sequence[str], owner: str = "the model",
+                 fix: str = "drop those examples or use data of that label set") -> Dataset:
     """``ds`` with ``labels = names`` and its targets re-indexed into that label space, by name.
 
     A dataset may use only some of ``names`` (an evaluation file missing some classes). Integer
     labels (names ``"0".."K-1"``) that are not all among ``names`` are positions into ``names``.
-    A label of ``ds`` that ``owner`` does not know -> one error listing them. Only ``ds.labels``
-    and ``ds.targets`` are read, so any Dataset (text, images, a streamed one) can be aligned;
-    ``sha256`` stays the source's (the mapping is fixed by the names, which the run records).
+    A label of ``ds`` that ``owner`` does not know -> one error listing them (``fix`` says what to
+    do about it). Only ``ds.labels`` and ``ds.targets`` are read, so any Dataset (text, images, a
+    streamed one) can be aligned; ``sha256`` stays the source's: it names the data that was read.
     """
     names = list(names)
     if list(ds.labels) == names:
@@ -103,7 +104,7 @@ def align_labels(ds: Dataset, names: Sequence[str], owner: str = "the model") ->
     used = sorted(set(ds.targets.tolist()))
     used_names = [ds.labels[i] for i in used]
     index = {n: i for i, n in enumerate(names)}
-    if all(n in index for n in used_names):
+    if not used or all(n in index for n in used_names):
         mapping = torch.tensor([index.get(n, -1) for n in ds.labels], dtype=torch.long)
         return replace(ds, labels=names, targets=mapping[ds.targets])
     if positional(ds.labels):
@@ -111,7 +112,7 @@ def align_labels(ds: Dataset, names: Sequence[str], owner: str = "the model") ->
             return replace(ds, labels=names)
         beyond = [str(i) for i in used if i >= len(names)]
         raise RobenchError(f"dataset {ds.name} has integer labels {', '.join(beyond)} but {owner} has "
-                           f"{len(names)} classes (0..{len(names) - 1}); evaluate on data of that label set")
+                           f"{len(names)} classes (0..{len(names) - 1}); {fix}")
     unknown = [n for n in used_names if n not in index]
     raise RobenchError(f"dataset {ds.name} has labels {owner} does not know: {_show(unknown)} "
-                       f"(its labels: {_show(names)}); drop those examples or use data of that label set")
+                       f"(its labels: {_show(names)}); {fix}")

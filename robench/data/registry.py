@@ -61,7 +61,8 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
     if columns.get("labels"):
         from robench.data.labels import align_labels, read_label_file
 
-        ds = align_labels(ds, read_label_file(columns["labels"]), f"the --labels file {columns['labels']}")
+        ds = align_labels(ds, read_label_file(columns["labels"]), f"the --labels file {columns['labels']}",
+                          "add them to that file (one name per line) or drop those examples")
     return ds
 
 
