@@ -425,7 +425,7 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         noise = DEFAULT_NOISE if args.noise is None else args.noise
         check_noise(model, noise)
         if model.task == LM_TASK:  # a token file: windows of the model's context
-            jobs.append((model, lm_windows(model, source, args.num_examples, args.seed), noise))
+            jobs.append((model, replace(lm_windows(model, source, args.num_examples, args.seed), name=name), noise))
             continue
         check_split(source, args.split)
         key = (source, args.split)
