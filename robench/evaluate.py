@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from robench import __version__
+from robench.checkpoint.io import card_path_for
 from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
 from robench.data.labels import align_labels
 from robench.data.registry import check_split, load_dataset
@@ -22,7 +23,6 @@ from robench.data.sources import default_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
 from robench.errors import RobenchError
-from robench.checkpoint.io import card_path_for
 from robench.loading import LoadedModel, list_zoo, load_model
 from robench.probe import probe_preprocessing
 from robench.results.records import Record, summarize

@@ -45,8 +45,9 @@ IMAGE_SOURCE_DEFAULTS = dict(family="vit", epochs=10, embed_dim=64, depth=4, num
 
 
 def source_kind(task: str) -> str | None:
-    """``"text"`` for a .tsv/.csv table or a .json/.jsonl/.parquet file, ``"image"`` for an idx file or an image folder (either may be
-    sliced, ``SOURCE[a:b]``), ``None`` for anything else (an embedded task name, ``lm``)."""
+    """``"text"`` for a .tsv/.csv table or a .json/.jsonl/.parquet file, ``"image"`` for an idx file
+    or an image folder (either may be sliced, ``SOURCE[a:b]``), ``None`` for anything else (an
+    embedded task name, ``lm``)."""
     from robench.data.images import is_idx_images
     from robench.data.registry import parse_slice
 
@@ -132,7 +133,8 @@ class TrainArgs:
         table = [f for f, v in (("--text-column", self.text_column), ("--label-column", self.label_column),
                                 ("--labels", self.labels_file)) if v is not None]
         if table and source_kind(self.task) != "text":
-            raise RobenchError(f"{', '.join(table)} apply to text files (--task FILE.tsv/.csv/.jsonl), not to task {self.task!r}")
+            raise RobenchError(f"{', '.join(table)} {'is' if len(table) == 1 else 'are'} for text files (--task "
+                               f"FILE.tsv/.csv/.jsonl/.parquet), not for task {self.task!r}")
         variant_parts(self.variant)
         if self.train_examples is not None and self.train_examples < 1:
             raise RobenchError(f"--train-examples must be >= 1, got {self.train_examples}")

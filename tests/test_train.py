@@ -58,7 +58,7 @@ def test_train_text_model_card_carries_tokenizer(tmp_path, cli, wordnet_availabl
         (["--task", "digits", "--variant", "xl"], "unknown variant 'xl'"),
         (["--task", "digits", "--variant", "sa", "--epochs", "0"], "--epochs must be >= 1"),
         (["--task", "digits", "--variant", "sa", "--vocab-size", "100"], "--vocab-size is for text tasks and --task lm"),
-        (["--task", "digits", "--variant", "sa", "--text-column", "q"], "--text-column apply to text files"),
+        (["--task", "digits", "--variant", "sa", "--text-column", "q"], "--text-column is for text files"),
         (["--task", "wordnet-topics", "--variant", "sa", "--vocab-size", "3"], "--vocab-size must be >= 4"),
         (["--task", "wordnet-topics", "--variant", "sa", "--max-length", "0"], "--max-length must be >= 1 token"),
         (["--task", "wordnet-topics", "--variant", "sa", "--embed-dim", "48", "--heads", "5"],
