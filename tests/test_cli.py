@@ -45,7 +45,7 @@ def test_timm_registry_creates_every_variant():
         (["evaluate", "digits-vit-sa", "-n", "0"], "-n/--num-examples must be >= 1"),
         (["evaluate", "digits-vit-sa", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["evaluate", "digits-vit-sa", "--dataset", "nope"], "unknown dataset 'nope'"),
-        (["evaluate", "digits-vit-sa", "--dataset", "wordnet-topics"], "has 10 labels but dataset wordnet-topics has 4"),
+        (["evaluate", "digits-vit-sa", "--dataset", "wordnet-topics"], "model but dataset wordnet-topics is text-classification"),
         (["evaluate", "digits-vit-sa", "--split", "dev"], "has splits train, test"),
         (["evaluate", "timm:vit_tiny_patch16_224"], "a timm model needs --dataset"),
         (["evaluate", "hf:/no/such/dir", "--dataset", "digits"], "is not a directory"),
