@@ -413,6 +413,7 @@ def _load(spec: str | LoadedModel, device: torch.device) -> LoadedModel:
 def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     """Run the three diagnostics on every model of ``args`` (models and data checked before any work)."""
     from robench.data.registry import check_split, load_dataset
+    from robench.data.sources import card_columns
     from robench.device import resolve_device
     from robench.evaluate import check_inputs, check_labels, dataset_of, select_examples
 
@@ -430,7 +431,7 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         check_split(source, args.split)
         key = (source, args.split)
         if key not in datasets:
-            datasets[key] = load_dataset(source, args.split)
+            datasets[key] = load_dataset(source, args.split, None if args.dataset else card_columns(model.card, {}))
         ds = check_labels(model, datasets[key] if name == source else replace(datasets[key], name=name))
         check_inputs(model, ds)
         jobs.append((model, select_examples(ds, args.num_examples, args.seed), noise))

@@ -19,7 +19,7 @@ from robench.checkpoint.io import card_path_for
 from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
 from robench.data.labels import align_labels
 from robench.data.registry import check_split, load_dataset
-from robench.data.sources import default_dataset
+from robench.data.sources import card_columns, default_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
 from robench.errors import RobenchError
@@ -279,7 +279,8 @@ def prepare(args: RunArgs, models: list[LoadedModel], datasets: dict[tuple[str, 
         check_split(source, args.split)
         key = (source, args.split)
         if key not in datasets:
-            datasets[key] = load_dataset(source, args.split, args.columns)
+            columns = args.columns if args.dataset else card_columns(model.card, args.columns)
+            datasets[key] = load_dataset(source, args.split, columns)
         ds = datasets[key] if name == source else replace(datasets[key], name=name)  # rows keep the card's name
         ds = check_labels(model, ds)
         check_inputs(model, ds)

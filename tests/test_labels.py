@@ -188,8 +188,8 @@ def test_train_on_named_columns_and_string_labels_then_evaluate_anywhere(tmp_pat
     assert ev["dataset_path"] == f"{data / 'test.csv'}[2:]" and ev["n"] == 18
 
     def evaluate_from(where: Path, ckpt: Path):
-        return cli("evaluate", str(ckpt), "--suite", "clean", "--device", "cpu", "--text-column", "question",
-                   "--label-column", "category", "--csv", "-", cwd=where, env=HERE)
+        # no --text-column/--label-column: the card's columns serve its own data
+        return cli("evaluate", str(ckpt), "--suite", "clean", "--device", "cpu", "--csv", "-", cwd=where, env=HERE)
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -67,3 +67,14 @@ def default_dataset(card, card_path: Path | None) -> tuple[str, str] | None:
         if section.get("dataset"):
             return section["dataset"], resolve(section, card_path)
     return None
+
+
+def card_columns(card, columns: dict[str, str | None]) -> dict[str, str | None]:
+    """The table columns for a model's own data: those given, else the ones its card recorded at
+    training (``--text-column``/``--label-column``), so ``robench evaluate CKPT`` needs no flags.
+    A ``--labels`` file is not needed again: the card holds the label names, and data labels map
+    onto them by name (integers by position, in the file's order, which is the card's)."""
+    out = dict(columns)
+    for key in ("text", "label"):
+        out[key] = out.get(key) or card.training.get(f"{key}_column")
+    return out
