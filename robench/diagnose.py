@@ -413,7 +413,7 @@ def _load(spec: str | LoadedModel, device: torch.device) -> LoadedModel:
 def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     """Run the three diagnostics on every model of ``args`` (models and data checked before any work)."""
     from robench.data.registry import check_split, load_dataset
-    from robench.data.sources import card_columns
+    from robench.data.card_paths import card_columns
     from robench.device import resolve_device
     from robench.evaluate import check_inputs, check_labels, dataset_of, select_examples
 

@@ -19,7 +19,7 @@ from robench.checkpoint.io import card_path_for
 from robench.data.base import LM as LM_TASK, Dataset, stratified_sample
 from robench.data.labels import align_labels
 from robench.data.registry import check_split, load_dataset
-from robench.data.sources import card_columns, default_dataset
+from robench.data.card_paths import card_columns, default_dataset
 from robench.device import AMP_CHOICES, amp_name, resolve_device
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, parse_shard
 from robench.errors import RobenchError

@@ -212,7 +212,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
 
     ``baseline`` (a model name): paired difference and test against that model (module docstring).
     """
-    from robench.data.sources import resolve
+    from robench.data.card_paths import resolve
     from robench.evaluate import card_path
 
     check_lm_args(args)
@@ -222,7 +222,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
         name = args.dataset or model.card.evaluation.get("dataset")
         if not name:
             raise RobenchError(f"model {model.name} has no default evaluation file in its card; pass --dataset TOKENS_FILE")
-        if name not in texts:  # the card's file is found from any working directory (robench.data.sources)
+        if name not in texts:  # the card's file is found from any working directory (robench.data.card_paths)
             source = name if args.dataset else resolve(model.card.evaluation, card_path(model))
             texts[name] = read_lines(source, "evaluation file")
     if skipped and on_note:

@@ -22,7 +22,7 @@ from robench.checkpoint.card import Card
 from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import LM as TASK
 from robench.data.lmtext import LMTokenizer, read_lines
-from robench.data.sources import locate
+from robench.data.card_paths import locate
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.config import ArchConfig

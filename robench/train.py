@@ -22,7 +22,7 @@ from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import IMAGE, Dataset, stratified_sample
 from robench.data.labels import align_labels
 from robench.data.registry import load_dataset
-from robench.data.sources import locate
+from robench.data.card_paths import locate
 from robench.data.tokenizer import WordTokenizer
 from robench.errors import RobenchError
 from robench.evaluate import predict

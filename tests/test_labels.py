@@ -209,7 +209,7 @@ def test_train_on_named_columns_and_string_labels_then_evaluate_anywhere(tmp_pat
 
 
 def test_sources_resolve_absolute_then_card_relative_then_the_name(tmp_path):
-    from robench.data.sources import locate, resolve
+    from robench.data.card_paths import locate, resolve
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.tsv").write_text("")
