@@ -82,8 +82,9 @@ def finish_adversarials(out: StreamingImages, job: Job, records: list[Record], r
     })
 
 
-def attack(args: AttackArgs) -> AttackReport:
-    """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost."""
+def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None) -> AttackReport:
+    """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost
+    (``on_note``: one-line notes on the run, e.g. -n above the split's size)."""
     threat = apply_budget(build_threat(args.threat), args)
     if args.save_adv is not None and not args.save_adv.parent.is_dir():
         raise RobenchError(f"--save-adv {args.save_adv}: directory {args.save_adv.parent} does not exist; create it first")
@@ -98,7 +99,7 @@ def attack(args: AttackArgs) -> AttackReport:
         raise RobenchError(f"{model.name} is a language model; measure its perplexity with `robench evaluate {args.model} --threat {threat.spec}`")
     check_modality(model, threat)
     threat.check_available()  # before the clean pass
-    jobs = prepare(args, [model])
+    jobs = prepare(args, [model], on_note=on_note)
     if len(jobs) > 1:
         raise RobenchError(f"{args.dataset} has {len(jobs)} parts; `robench attack` takes one: give one part's folder "
                            "(imagenet:DIR/CORRUPTION/SEVERITY) or use `robench evaluate`")

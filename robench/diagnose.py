@@ -39,9 +39,8 @@ attention layer of the sensitivity measure runs with its causal mask on position
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -414,36 +413,34 @@ def _load(spec: str | LoadedModel, device: torch.device) -> LoadedModel:
 
 def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     """Run the three diagnostics on every model of ``args`` (models and data checked before any work)."""
-    from robench.data.registry import load_dataset
+    from robench.data.registry import check_split, load_dataset
+    from robench.data.card_paths import card_columns
     from robench.device import resolve_device
     from robench.data.loader import Feed
     from robench.data.preprocess import from_contract
-    from robench.jobs import check_inputs, select_examples
+    from robench.jobs import check_inputs, check_labels, dataset_of, select_examples
 
     device = resolve_device(args.device)
     models = [_load(spec, device) for spec in args.models]
     datasets: dict[tuple[str, str], object] = {}
     jobs = []
     for model in models:
-        name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
-        if not name:
-            raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
+        name, source = dataset_of(model, args.dataset)
         noise = DEFAULT_NOISE if args.noise is None else args.noise
         check_noise(model, noise)
         if model.task == LM_TASK:  # a token file: windows of the model's context
-            jobs.append((model, lm_windows(model, name, args.num_examples, args.seed), noise))
+            jobs.append((model, replace(lm_windows(model, source, args.num_examples, args.seed), name=name), noise))
             continue
-        key = (name, args.split)
+        check_split(source, args.split)
+        key = (source, args.split)
         if key not in datasets:
-            datasets[key] = load_dataset(name, args.split)
-        ds = datasets[key]
-        if ds.task != model.task:
-            raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
+            datasets[key] = load_dataset(source, args.split, None if args.dataset else card_columns(model.card, {}))
+        _, ds = check_labels(model, datasets[key] if name == source else replace(datasets[key], name=name))
         pre = from_contract(model.card.preprocessing) if ds.task == "image-classification" else None
         check_inputs(model, ds, pre)
         sample = select_examples(ds, args.num_examples, args.seed)
         if sample.lazy:  # image files: the (small) sample decoded once, as the model's preprocessing feeds it
-            sample = dataclasses.replace(sample, inputs=Feed(pre, torch.device("cpu")).tensor(sample))
+            sample = replace(sample, inputs=Feed(pre, torch.device("cpu")).tensor(sample))
         jobs.append((model, sample, noise))
     result = DiagnoseResult(rows=[])
     for model, ds, noise in jobs:

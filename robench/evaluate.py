@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -59,6 +59,7 @@ class RunArgs:
     text_column: str | None = None  # column names of table datasets (default: detected)
     label_column: str | None = None
     image_column: str | None = None
+    labels_file: str | None = None  # --labels FILE: label names, one per line, fixing a table's label order
     shard: str | None = None  # "i/n": evaluate shard i of n, records under --out DIR/shard-i-of-n for `robench merge`
     # Image files (folders, image tables, Arrow datasets, the ImageNet family) are decoded on demand:
     workers: int | None = None  # decoding processes (default: robench.data.loader.default_workers); 0 = in process
@@ -69,7 +70,8 @@ class RunArgs:
 
     @property
     def columns(self) -> dict[str, str | None]:
-        return {"text": self.text_column, "label": self.label_column, "image": self.image_column}
+        return {"text": self.text_column, "label": self.label_column, "image": self.image_column,
+                "labels": None if self.labels_file is None else str(self.labels_file)}
 
     def __post_init__(self) -> None:
         if self.amp not in AMP_CHOICES:
@@ -392,7 +394,7 @@ def evaluate(
                 raise RobenchError(f"threat {t.name!r} is a {t.modality} threat but no evaluated model is a {t.modality} model")
     for t in dict.fromkeys(t for m in ("image", "text") if any(modality_of(x) == m for x in models) for t in threats[m]):
         t.check_available()  # a missing download or resource fails now, not after the clean passes
-    jobs = prepare(args, models, datasets)
+    jobs = prepare(args, models, datasets, on_note=on_note)
     headers = header_lines(jobs, device) if on_header else {}
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
     store = RecordStore(shard_out(args, shard), run_config("evaluate", args, jobs, all_specs, device, shard))

@@ -71,7 +71,39 @@ def read_text_file(path: Path | str, what: str) -> str:
     except IsADirectoryError:
         raise RobenchError(f"{what} {path} is a directory; give a text file") from None
     except UnicodeDecodeError as e:
-        raise RobenchError(f"{what} {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise RobenchError(not_utf8_message(path, what, e)) from None
+
+
+def check_utf8(path: Path | str, what: str) -> None:
+    """Refuse a file that is not UTF-8 (read in chunks: big JSON files are not held twice), for
+    readers such as pyarrow's that would accept the bytes and fail later, deep inside."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                line = lines + chunk[: e.start].count(b"\n") + 1
+                raise RobenchError(_utf8_text(path, what, e.reason, offset + e.start, line)) from None
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as e:
+            raise RobenchError(_utf8_text(path, what, e.reason, offset, lines + 1)) from None
+
+
+def not_utf8_message(path: Path | str, what: str, e: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8 and how to re-encode it (Windows' cp1252 is the usual other encoding)."""
+    return _utf8_text(path, what, e.reason, e.start, e.object[: e.start].count(b"\n") + 1)
+
+
+def _utf8_text(path: Path | str, what: str, reason: str, byte: int, line: int) -> str:
+    return (f"{what} {path} is not UTF-8 text ({reason} at byte {byte}, line {line}); re-encode it as UTF-8, "
+            f"e.g. from Windows' cp1252: iconv -f cp1252 -t utf-8 {path} > utf8-{Path(path).name}")
 
 
 # what a records directory (--out DIR) holds: an export must not take one of these names there

@@ -10,14 +10,18 @@ all checked before any model work starts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from robench.checkpoint.io import card_path_for
 from robench.data.base import IMAGE, Dataset, stratified_sample
+from robench.data.card_paths import card_columns, default_dataset
+from robench.data.labels import align_labels
 from robench.data.loader import Feed, default_workers
 from robench.data.preprocess import Preprocessing, from_contract
-from robench.data.registry import load_datasets
+from robench.data.registry import check_split, load_datasets
 from robench.errors import RobenchError
 from robench.loading import LoadedModel, load_model
 from robench.results.records import Record
@@ -50,56 +54,59 @@ def restricted(model: LoadedModel, indices: tuple[int, ...], labels: list[str]) 
     return replace(model, module=module.to(model.device).eval(), label_names=list(labels))
 
 
-def by_name(ds: Dataset, names: list[str]) -> Dataset | None:
-    """``ds`` with its targets re-indexed into ``names`` when every class it holds is one of them
-    (an evaluation set missing some of the model's classes, ImageNet-C's synsets on a model of
-    some of them), else None."""
-    index = {n: i for i, n in enumerate(names)}
-    present = [ds.labels[int(t)] for t in torch.unique(ds.targets)]
-    if not all(n in index for n in present):
-        return None
-    table = torch.tensor([index.get(n, -1) for n in ds.labels], dtype=torch.long)
-    return replace(ds, labels=list(names), targets=table[ds.targets], label_space=None)
-
-
 def check_labels(model: LoadedModel, ds: Dataset) -> tuple[LoadedModel, Dataset]:
     """The model and the data with one label set, or a one-line error naming both.
 
-    Same names (or integer names and the same count): as they are. A dataset in a larger label
-    space (the ImageNet family) and a model with one output per name of that space: the logits
-    restricted to the dataset's classes (ImageNet-A/R, as timm's validate.py) or the targets mapped
-    into the space (a val folder with some synsets). Named classes all among the model's: the
-    targets mapped to the model's indices by name.
+    A dataset in a larger label space (the ImageNet family) and a model with one output per name of
+    that space: the logits restricted to the dataset's classes (ImageNet-A/R, as timm's validate.py)
+    or the targets mapped into the space (a val folder with some synsets). Otherwise the targets are
+    mapped into the model's labels by name (:func:`robench.data.labels.align_labels`: the data may
+    lack some of the model's classes, not have classes it lacks; integer labels by position).
     """
     if model.task != ds.task:
         raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
     k, mine = len(model.labels), list(model.labels)
-    if mine == list(ds.labels) or (len(ds.labels) == k and (anonymous(ds.labels) or anonymous(mine))):
-        return model, ds
     space = ds.label_space
-    if space is not None and k == len(space.names) and (mine == list(space.names) or anonymous(mine)):
+    if space is not None and mine != list(ds.labels) and k == len(space.names) and (mine == list(space.names) or anonymous(mine)):
         if space.restrict:
             return restricted(model, space.indices, ds.labels), ds
         index = torch.tensor(space.indices, dtype=torch.long)
         return model, replace(ds, labels=list(space.names), targets=index[ds.targets], label_space=None)
-    if not anonymous(mine) and not anonymous(ds.labels):
-        aligned = by_name(ds, mine)
-        if aligned is not None:
-            return model, aligned
-    if len(ds.labels) != k:
-        where = ""
-        if space is not None:
-            where = (f" ({'a subset of' if space.restrict else 'in the label space of'} {space.name}'s "
-                     f"{len(space.names)} classes, which a {len(space.names)}-class model takes)")
-        raise RobenchError(f"model {model.name} has {k} labels but dataset {ds.name} has {len(ds.labels)}{where}; "
+    if space is not None and not set(ds.labels) & set(mine):
+        raise RobenchError(f"model {model.name} has {k} labels but dataset {ds.name} has {len(ds.labels)} "
+                           f"({'a subset of' if space.restrict else 'in the label space of'} {space.name}'s "
+                           f"{len(space.names)} classes, which a {len(space.names)}-class model takes); "
                            "evaluate it on a dataset with the same label set")
-    diff = [f"{i}: model {a!r} vs data {b!r}" for i, (a, b) in enumerate(zip(mine, ds.labels)) if a != b]
-    raise RobenchError(f"label names of model {model.name} and dataset {ds.name} differ ({'; '.join(diff[:3])})")
+    return model, align_labels(ds, mine, f"model {model.name}")
 
 
 def select_examples(ds: Dataset, n: int | None, seed: int) -> Dataset:
     """The whole split, or a seeded stratified sample of ``n`` examples (drawn from the labels alone)."""
     return ds if n is None or n >= len(ds) else ds.subset(stratified_sample(ds.targets, n, seed))
+
+
+def sample_note(ds: Dataset, n: int | None) -> str | None:
+    """The note for ``-n`` above the split's size (every example is used; the rows say n = the size)."""
+    if n is None or n <= len(ds):
+        return None
+    where = ds.name if ds.split in ds.name else f"{ds.name} ({ds.split})"  # a file's split is its name
+    return f"note: -n {n} is more than the {len(ds)} examples of {where}; using all {len(ds)}"
+
+
+def card_path(model: LoadedModel) -> Path | None:
+    """The card file beside a checkpoint (card-relative dataset paths start there)."""
+    return None if model.path is None else card_path_for(Path(model.path))
+
+
+def dataset_of(model: LoadedModel, dataset: str | None) -> tuple[str, str]:
+    """``(name, source)`` of the data ``model`` runs on: ``--dataset`` if given, else its card's
+    (named as recorded, read from where the card's paths find it from any working directory)."""
+    if dataset:
+        return dataset, dataset
+    found = default_dataset(model.card, card_path(model))
+    if found is None:
+        raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
+    return found
 
 
 def model_preprocessing(model: LoadedModel, args: "RunArgs") -> Preprocessing | None:
@@ -140,16 +147,17 @@ def load_spec(spec: str, args: "RunArgs", device: torch.device, datasets: dict |
     if str(spec).startswith("timm:"):
         if not args.dataset:
             raise RobenchError(f"{spec}: a timm model needs --dataset (its labels size the classifier head)")
+        check_split(args.dataset, args.split)
         labels = head_labels(dataset_parts(args.dataset, args, datasets)[0])
     return load_model(spec, device, arch=args.arch, labels=labels, model_args=args.model_args, mean=args.mean, std=args.std)
 
 
-def dataset_parts(name: str, args: "RunArgs", cache: dict | None = None) -> list[Dataset]:
-    """The dataset(s) of ``name`` (loaded once per run: ``cache`` maps (name, split) to them)."""
+def dataset_parts(source: str, args: "RunArgs", cache: dict | None = None, columns: dict | None = None) -> list[Dataset]:
+    """The dataset(s) of ``source`` (loaded once per run: ``cache`` maps (source, split) to them)."""
     cache = {} if cache is None else cache
-    key = (name, args.split)
+    key = (source, args.split)
     if key not in cache:
-        cache[key] = load_datasets(name, args.split, args.columns)
+        cache[key] = load_datasets(source, args.split, args.columns if columns is None else columns)
     return cache[key]
 
 
@@ -171,20 +179,27 @@ class Job:
         return self.feed.pre.describe()
 
 
-def prepare(args: "RunArgs", models: list[LoadedModel], datasets: dict | None = None) -> list[Job]:
+def prepare(args: "RunArgs", models: list[LoadedModel], datasets: dict | None = None,
+            on_note: Callable[[str], None] | None = None) -> list[Job]:
     """Load and check each model's dataset (fail fast on any bad input), sample the examples.
     A dataset with several parts (ImageNet-C) gives one job per part."""
-    jobs = []
+    jobs, noted = [], set()
     workers = default_workers() if args.workers is None else args.workers
     for model in models:
         if model.module.training:
             raise RobenchError(f"model {model.name} is in training mode (dropout or batch-norm statistics would change "
                                "under attack); call .eval() on it first")
-        name = args.dataset or model.card.evaluation.get("dataset") or model.card.training.get("dataset")
-        if not name:
-            raise RobenchError(f"model {model.name} has no default dataset in its card; pass --dataset")
-        for part in dataset_parts(name, args, datasets):
+        name, source = dataset_of(model, args.dataset)
+        check_split(source, args.split)
+        columns = args.columns if args.dataset else card_columns(model.card, args.columns)
+        for part in dataset_parts(source, args, datasets, columns):
+            if name != source:
+                part = replace(part, name=name)  # rows keep the card's name for its own data
             m, ds = check_labels(model, part)
+            note = sample_note(ds, args.num_examples)
+            if note and on_note and (source, ds.part) not in noted:
+                noted.add((source, ds.part))
+                on_note(note)
             if ds.real_labels is not None and list(m.labels) != list(part.labels):  # the 1,000 synsets
                 raise RobenchError(f"{ds.name}: ReaL labels score 1,000-class ImageNet models; model {model.name} "
                                    f"has {len(model.labels)} classes (evaluate it on imagenet:DIR instead)")

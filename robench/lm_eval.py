@@ -212,6 +212,9 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
 
     ``baseline`` (a model name): paired difference and test against that model (module docstring).
     """
+    from robench.data.card_paths import resolve
+    from robench.evaluate import card_path
+
     check_lm_args(args)
     todo, skipped = lm_threats(threats, bool(args.threats))
     texts = {}
@@ -219,8 +222,9 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
         name = args.dataset or model.card.evaluation.get("dataset")
         if not name:
             raise RobenchError(f"model {model.name} has no default evaluation file in its card; pass --dataset TOKENS_FILE")
-        if name not in texts:
-            texts[name] = read_lines(name, "evaluation file")
+        if name not in texts:  # the card's file is found from any working directory (robench.data.card_paths)
+            source = name if args.dataset else resolve(model.card.evaluation, card_path(model))
+            texts[name] = read_lines(source, "evaluation file")
     if skipped and on_note:
         on_note(f"language models run only contamination threats; skipped the suite's {', '.join(t.short for t in skipped)}")
     rows: list[ResultRow] = []

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 from robench import __version__
 from robench.checkpoint.card import Card
-from robench.checkpoint.io import save_checkpoint
+from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import LM as TASK
 from robench.data.lmtext import LMTokenizer, read_lines
+from robench.data.card_paths import locate
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.config import ArchConfig
@@ -101,8 +102,10 @@ def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable
     model.eval()
     res = perplexity(model, tok.stream(test_lines), context, device=device)
     net = net.cpu()
+    out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
+    card_file = card_path_for(out_path)  # the token files are found again from any directory
     card.training = {
-        "dataset": str(args.data), "dataset_sha256": sha256_file(args.data), "split": "train", "n": int(n_seq * context),
+        "dataset": str(args.data), **locate(str(args.data), card_file), "dataset_sha256": sha256_file(args.data), "split": "train", "n": int(n_seq * context),
         "unit": "tokens", "train_tokens": args.train_tokens, "seed": args.seed, "epochs": epochs,
         "context": context, "vocab": f"<unk>, <eos> and the {len(tok) - 2} most frequent training words",
         "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, {warmup} warmup steps",
@@ -111,9 +114,9 @@ def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable
         "robench_version": __version__, "torch_version": torch.__version__,
     }
     card.evaluation = {
-        "dataset": str(args.eval_data), "split": "test", "dataset_sha256": sha256_file(args.eval_data),
+        "dataset": str(args.eval_data), **locate(str(args.eval_data), card_file), "split": "test",
+        "dataset_sha256": sha256_file(args.eval_data),
         "n": res.n, "unit": "tokens", "perplexity": round(res.ppl, 6), "stride": max(context // 2, 1),
     }
     digest = save_checkpoint(net, card, out)
-    out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
     return TrainResult(out_path, card, digest, res.ppl, time.perf_counter() - start, history)

@@ -19,9 +19,11 @@ import torch.nn.functional as F
 
 from robench import __version__
 from robench.checkpoint.card import Card, image_preprocessing
-from robench.checkpoint.io import save_checkpoint
+from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import IMAGE, Dataset, stratified_sample
+from robench.data.labels import align_labels
 from robench.data.registry import load_dataset
+from robench.data.card_paths import locate
 from robench.data.tokenizer import WordTokenizer
 from robench.errors import RobenchError
 from robench.data.loader import Feed, default_workers
@@ -32,7 +34,7 @@ from robench.models.config import ArchConfig, variant_parts
 from robench.models.registry import build_model
 
 # Per-task architecture and optimisation defaults (the zoo is trained with these).
-FILE_SUFFIXES = (".tsv", ".csv")
+FILE_SUFFIXES = (".tsv", ".csv", ".json", ".jsonl", ".parquet")  # text classification files
 TASKS: dict[str, dict] = {
     "digits": dict(family="vit", epochs=40, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2.0,
                    lr=2e-3, weight_decay=0.05, batch_size=64, img_size=8, patch_size=4),
@@ -46,8 +48,9 @@ IMAGE_SOURCE_DEFAULTS = dict(family="vit", epochs=10, embed_dim=64, depth=4, num
 
 
 def source_kind(task: str) -> str | None:
-    """``"text"`` for a .tsv/.csv table, ``"image"`` for an idx file or an image folder (either may be
-    sliced, ``SOURCE[a:b]``), ``None`` for anything else (an embedded task name, ``lm``)."""
+    """``"text"`` for a .tsv/.csv table or a .json/.jsonl/.parquet file, ``"image"`` for an idx file
+    or an image folder (either may be sliced, ``SOURCE[a:b]``), ``None`` for anything else (an
+    embedded task name, ``lm``)."""
     from robench.data.images import is_idx_images
     from robench.data.registry import parse_slice
 
@@ -88,6 +91,18 @@ class TrainArgs:
     img_size: int | None = None
     workers: int | None = None
     augment: bool = False
+    # Text files: column names (default: detected), a --labels FILE fixing the label order; text
+    # tasks (and lm): the vocabulary cap (words, [PAD] and [UNK] included) and the token limit.
+    text_column: str | None = None
+    label_column: str | None = None
+    labels_file: str | None = None
+    vocab_size: int | None = None
+    max_length: int | None = None
+
+    @property
+    def columns(self) -> dict[str, str | None]:
+        """The table options of :func:`robench.data.registry.load_dataset`."""
+        return {"text": self.text_column, "label": self.label_column, "labels": self.labels_file}
 
     @property
     def is_file_task(self) -> bool:
@@ -117,6 +132,18 @@ class TrainArgs:
             defaults = TASKS[self.task]
         if self.patch_size is not None and (self.patch_size < 1 or "patch_size" not in defaults):
             raise RobenchError(f"--patch-size is for image tasks and must be >= 1, got {self.patch_size} for task {self.task!r}")
+        for flag, value in (("--vocab-size", self.vocab_size), ("--max-length", self.max_length)):
+            if value is not None and "max_vocab" not in defaults:
+                raise RobenchError(f"{flag} is for text tasks and --task lm, not for task {self.task!r}")
+        if self.vocab_size is not None and self.vocab_size < 4:
+            raise RobenchError(f"--vocab-size must be >= 4 ([PAD], [UNK] and at least two words), got {self.vocab_size}")
+        if self.max_length is not None and self.max_length < 1:
+            raise RobenchError(f"--max-length must be >= 1 token, got {self.max_length}")
+        table = [f for f, v in (("--text-column", self.text_column), ("--label-column", self.label_column),
+                                ("--labels", self.labels_file)) if v is not None]
+        if table and source_kind(self.task) != "text":
+            raise RobenchError(f"{', '.join(table)} {'is' if len(table) == 1 else 'are'} for text files (--task "
+                               f"FILE.tsv/.csv/.jsonl/.parquet), not for task {self.task!r}")
         variant_parts(self.variant)
         if self.train_examples is not None and self.train_examples < 1:
             raise RobenchError(f"--train-examples must be >= 1, got {self.train_examples}")
@@ -124,9 +151,15 @@ class TrainArgs:
         for k, v in asdict(self).items():
             if k in opts and v is not None:
                 opts[k] = v
+        if self.vocab_size is not None:
+            opts["max_vocab"] = self.vocab_size
         for k in ("epochs", "embed_dim", "depth", "num_heads", "batch_size"):
             if int(opts[k]) < 1:
                 raise RobenchError(f"--{k.replace('_', '-')} must be >= 1, got {opts[k]}")
+        if opts["embed_dim"] % opts["num_heads"]:  # here, not in the model: before any data is read
+            fits = [h for h in range(1, min(opts["embed_dim"], 16) + 1) if opts["embed_dim"] % h == 0]
+            raise RobenchError(f"--heads {opts['num_heads']} must divide the width --embed-dim {opts['embed_dim']}; "
+                               f"choose one of {', '.join(map(str, fits))}")
         if opts.get("img_size") and opts["img_size"] % opts["patch_size"]:
             raise RobenchError(f"--patch-size must divide the image side {opts['img_size']}, got {opts['patch_size']}")
         if not opts["lr"] > 0:
@@ -210,26 +243,51 @@ def channel_stats(ds: Dataset, feed: Feed, channels: int) -> tuple[list[float], 
     return mean.tolist(), std.tolist()
 
 
+def check_trainable(ds: Dataset) -> None:
+    """Refuse a training set too small to learn from (one example, one class) before any training."""
+    classes = sorted(set(ds.targets.tolist()))
+    if len(classes) < 2:
+        held = f"only class {ds.labels[classes[0]]!r}" if classes else "no classes"
+        raise RobenchError(f"too few examples to train on: {ds.name} has {len(ds)} example(s) of {held}; "
+                           "training needs examples of at least two classes")
+
+
+def check_vocabulary(tokenizer: WordTokenizer, ds: Dataset) -> None:
+    """A text model needs words to learn from: the vocabulary keeps words seen at least twice."""
+    words = len(tokenizer) - 2  # [PAD], [UNK]
+    if words < 2:
+        raise RobenchError(f"too few examples to train on: the {len(ds)} training texts of {ds.name} have {words} "
+                           "word(s) seen at least twice (the vocabulary needs two or more); give more training texts")
+
+
 def train(
     args: TrainArgs,
     out: Path | str,
     command: str = "",
     on_epoch: Callable[[EpochStats], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> TrainResult:
-    """Train ``args.variant`` on ``args.task`` and write ``out`` (.safetensors) + its card."""
+    """Train ``args.variant`` on ``args.task`` and write ``out`` (.safetensors) + its card.
+
+    Every input is checked before ``on_start()`` is called, right before the first epoch (the CLI
+    shows its progress bar from there, so a bad input is one error line, not a bar and a line).
+    """
     opts = args.resolved()
     if args.task == "lm":  # causal language model on a token file: robench.lm_train
         from robench.lm_train import train_lm
 
+        if on_start:
+            on_start()
         return train_lm(args, opts, out, command, on_epoch)
     device = torch.device(args.device)
     start = time.perf_counter()
-    train_ds = load_dataset(args.task, "train")
-    test_ds = load_dataset(args.eval_data or args.task, "test")
-    if list(train_ds.labels) != list(test_ds.labels):
-        raise RobenchError(f"train labels {train_ds.labels} and evaluation labels {test_ds.labels} differ")
+    train_ds = load_dataset(args.task, "train", args.columns)
     if args.train_examples is not None:
         train_ds = train_ds.subset(stratified_sample(train_ds.targets, args.train_examples, args.seed))
+    check_trainable(train_ds)
+    # the evaluation file may lack some classes; its labels are mapped into the training set's by name
+    test_ds = align_labels(load_dataset(args.eval_data or args.task, "test", args.columns), train_ds.labels,
+                           f"the training set {args.task}")
     arch_common = dict(
         variant=args.variant, num_classes=len(train_ds.labels), embed_dim=opts["embed_dim"],
         depth=opts["depth"], num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"],
@@ -254,6 +312,7 @@ def train(
                                   **(dict(crop_pct=1.0, crop_mode="center", interpolation="bilinear") if files else {}))
     else:
         tokenizer = WordTokenizer.build(train_ds.inputs, opts["max_length"], max_vocab=opts["max_vocab"])
+        check_vocabulary(tokenizer, train_ds)
         cfg = ArchConfig(family=opts["family"], vocab_size=len(tokenizer), max_length=opts["max_length"], **arch_common)
         pre = tokenizer.contract()
 
@@ -275,6 +334,8 @@ def train(
     )
     gen = torch.Generator().manual_seed(args.seed)
     history = []
+    if on_start:
+        on_start()
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(n, generator=gen)
@@ -304,19 +365,27 @@ def train(
     preds = predict(LoadedModel(name=str(out), module=model, card=card, sha256=""), test_ds, 256, feed)
     test_acc = float((preds == test_ds.targets).sum()) / len(test_ds)
     net = net.cpu()
+    out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
+    card_file = card_path_for(out_path)
     card.training = {
-        "dataset": args.task, "dataset_sha256": train_ds.identity(), "split": "train", "n": len(train_ds),
-        "train_examples": args.train_examples,
+        "dataset": args.task, **locate(args.task, card_file), "dataset_sha256": train_ds.identity(), "split": "train",
+        "n": len(train_ds), "train_examples": args.train_examples,
         "seed": args.seed, "epochs": epochs, "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, 1 warmup epoch",
         "batch_size": bs, "command": command or f"robench train --task {args.task} --variant {args.variant} --seed {args.seed}",
         "robench_version": __version__, "torch_version": torch.__version__,
     }
+    if tokenizer is not None and (args.is_file_task or args.vocab_size is not None or args.max_length is not None):
+        # what read the text files, so that the card alone says how to rebuild the model (the zoo's
+        # wordnet-topics cards predate these fields: their defaults are max_vocab 2000, max_length 32)
+        card.training.update({"text_column": args.text_column, "label_column": args.label_column,
+                              "labels_file": args.labels_file, "vocab_size": opts["max_vocab"],
+                              "max_length": opts["max_length"]})
+    eval_name = args.eval_data or args.task
     card.evaluation = {
-        "dataset": args.eval_data or args.task, "split": "test", "dataset_sha256": test_ds.identity(),
+        "dataset": eval_name, **locate(eval_name, card_file), "split": "test", "dataset_sha256": test_ds.identity(),
         "n": len(test_ds), "clean_accuracy": test_acc,
     }
     digest = save_checkpoint(net, card, out)
-    out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
     return TrainResult(out_path, card, digest, test_acc, time.perf_counter() - start, history)
 
 

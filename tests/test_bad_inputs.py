@@ -84,12 +84,32 @@ CATALOGUE: list[Bad] = [
     Bad("unknown dataset", (*EV, "--dataset", "nope"), "unknown dataset 'nope'"),
     Bad("missing dataset file", (*EV, "--dataset", "{bad}/missing.csv"), "not found"),
     Bad("empty dataset", (*TXT, "--dataset", "{bad}/empty.csv"), "is empty"),
-    Bad("label count mismatch", (*TXT, "--dataset", "{bad}/three_labels.csv"), "has 4 labels but dataset"),
+    Bad("integer labels beyond the model's classes", (*TXT, "--dataset", "{bad}/five_labels.csv"),
+        "has integer labels 4 but model wordnet-text-sa has 4 classes (0..3)"),
     Bad("label out of range", (*EV, "--dataset", "{bad}/label_range.safetensors"), "label 10 is out of range"),
     Bad("pixels outside [0, 1]", (*EV, "--dataset", "{bad}/pixels255.safetensors"), "pixels must be in [0, 1]"),
     Bad("NaN pixels", (*EV, "--dataset", "{bad}/nan_pixels.safetensors"), "has NaN or inf pixels"),
     Bad("images of the wrong shape", (*EV, "--dataset", "{bad}/big_images.safetensors"), "has images of shape (1, 16, 16)"),
     Bad("unknown split", (*EV, "--split", "dev"), "has splits train, test"),
+    Bad("truncated MNIST .gz", (*EV, "--dataset", "{bad}/mnist/t10k-images-idx3-ubyte.gz"), "is truncated (the gzip stream ends early)"),
+    Bad("slice with non-integer bounds", (*TXT, "--dataset", "{bad}/dev.tsv[a:b]"), "[a:b] is not a slice of positions"),
+    Bad("non-UTF-8 (cp1252) table", (*TXT, "--dataset", "{bad}/cp1252.csv"), "re-encode it as UTF-8, e.g. from Windows' cp1252: iconv -f cp1252"),
+    Bad("non-UTF-8 JSON lines", (*TXT, "--dataset", "{bad}/cp1252.jsonl"), "is not UTF-8 text"),
+    Bad("table with two label headers", (*TXT, "--dataset", "{bad}/two_label_headers.tsv"), "names column 'label' 2 times"),
+    Bad("row with an extra field", (*TXT, "--dataset", "{bad}/extra_field.tsv"), "line 3: 3 fields but the header has 2"),
+    Bad("--split on a single file", (*TXT, "--dataset", "{bad}/dev.tsv", "--split", "train"), "is a single file or folder, one split"),
+    Bad("label names the model does not know", (*TXT, "--dataset", "{bad}/questions.jsonl"),
+        "has labels model wordnet-text-sa does not know: 'DESC', 'HUM'"),
+    Bad("data label missing from a --labels file", (*TXT, "--dataset", "{bad}/questions.jsonl", "--labels", "{bad}/desc.labels"),
+        "has labels the --labels file"),
+    Bad("--labels file naming a class twice", (*TXT, "--dataset", "{bad}/questions.jsonl", "--labels", "{bad}/twice.labels"),
+        "lists 'HUM' more than once"),
+    Bad("train on a 1-example table", ("train", "--task", "{bad}/one.tsv", "--eval-data", "{bad}/dev.tsv", "--variant", "sa",
+                                       "--out", "{out}/m.safetensors"), "too few examples to train on"),
+    Bad("train on a non-UTF-8 table", ("train", "--task", "{bad}/cp1252.csv", "--eval-data", "{bad}/dev.tsv", "--variant", "sa",
+                                       "--out", "{out}/m.safetensors"), "is not UTF-8 text"),
+    Bad("train on a header-only table", ("train", "--task", "{bad}/empty.csv", "--eval-data", "{bad}/dev.tsv", "--variant", "sa",
+                                         "--out", "{out}/m.safetensors"), "is empty (it needs a header row and at least one example)"),
     # options
     Bad("zero examples", (*EV[:2], "-n", "0"), "-n/--num-examples must be >= 1"),
     Bad("zero batch size", (*EV, "--batch-size", "0"), "--batch-size must be >= 1"),
@@ -102,6 +122,8 @@ CATALOGUE: list[Bad] = [
     Bad("expected accuracy above 1", (*EV, "--expect-accuracy", "2"), "--expect-accuracy must be a clean accuracy in [0, 1]"),
     Bad("--baseline in a --shard process", (*EV[:2], "digits-vit-bsa", "-n", "20", "--baseline", "digits-vit-sa", "--shard", "0/2",
                                             "--out", "{out}/shards"), "pair after merging: robench merge"),
+    Bad("train with heads not dividing the width", ("train", "--task", "digits", "--variant", "sa", "--heads", "5",
+                                                    "--out", "{out}/m.safetensors"), "--heads 5 must divide the width --embed-dim 64"),
     # outputs
     Bad("export into a missing folder", (*EV, "--csv", "{out}/no/such/dir/rows.csv"), "does not exist; create it first"),
     Bad("export path is a folder", (*EV, "--csv", "{out}"), "is a directory; give a file path"),
@@ -129,6 +151,27 @@ PROCESS_ENTRIES = [
 API_ENTRIES = [
     Bad("model in training mode (Python API)", ("robench.evaluate(EvaluateArgs(models=[model]))",), "is in training mode"),
 ]
+
+
+def _bad_text_files(d: Path) -> None:
+    """Tables, JSON lines, label files and an MNIST download as users get them wrong."""
+    import gzip
+
+    (d / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"a plant number {i}\t{i % 2}\n" for i in range(20)))
+    (d / "one.tsv").write_text("sentence\tlabel\na lone gloss\t0\n")
+    (d / "cp1252.csv").write_bytes("sentence,label\nun café noir,0\nthé vert,1\n".encode("cp1252"))
+    (d / "cp1252.jsonl").write_bytes('{"text": "un café noir", "label": 0}\n'.encode("cp1252"))
+    (d / "two_label_headers.tsv").write_text("sentence\tlabel\tlabel\na gloss\t0\t1\n")
+    (d / "extra_field.tsv").write_text("sentence\tlabel\na gloss\t0\nanother\tgloss\t1\n")
+    (d / "questions.jsonl").write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in [
+        ("What is a caldera ?", "DESC"), ("Who killed Gandhi ?", "HUM"), ("What is an atom ?", "DESC")]))
+    (d / "desc.labels").write_text("DESC\nNUM\n")
+    (d / "twice.labels").write_text("DESC\nHUM\nHUM\n")
+    (d / "mnist").mkdir()
+    images = bytes([0, 0, 8, 3]) + b"".join(k.to_bytes(4, "big") for k in (30, 8, 8)) + os.urandom(30 * 64)
+    (d / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images)[:-40])  # a download cut short
+    (d / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + (30).to_bytes(4, "big")
+                                                                         + bytes(i % 10 for i in range(30))))
 
 
 def _safetensors_dataset(path: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -192,7 +235,8 @@ def bad(tmp_path_factory) -> Path:
 
     save_checkpoint(net, Card.read(card), d / "inf.safetensors")
     (d / "empty.csv").write_text("sentence,label\n")
-    (d / "three_labels.csv").write_text("sentence,label\n" + "".join(f"a gloss number {i},{i % 3}\n" for i in range(30)))
+    (d / "five_labels.csv").write_text("sentence,label\n" + "".join(f"a gloss number {i},{i % 5}\n" for i in range(30)))
+    _bad_text_files(d)
     x = torch.rand(30, 1, 8, 8)
     y = torch.arange(30) % 10
     _safetensors_dataset(d / "label_range.safetensors", x, torch.where(y == 3, 10, y))

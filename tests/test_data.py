@@ -122,3 +122,15 @@ def test_dataset_slices_keep_ids_and_hash_the_slice():
     assert tail.ids == full.ids[-3:]
     with pytest.raises(RobenchError, match=r"slice 'digits\[500:600\]' is empty: 'digits' has 359 examples"):
         load_dataset("digits[500:600]")
+
+
+def test_a_bracketed_colon_that_is_no_slice_names_the_syntax(tmp_path):
+    from robench.data.registry import parse_slice
+
+    with pytest.raises(RobenchError, match=r"'dev.tsv\[a:b\]': \[a:b\] is not a slice of positions; write SOURCE\[START:STOP\]"):
+        parse_slice("dev.tsv[a:b]")
+    with pytest.raises(RobenchError, match=r"\[::2\] is not a slice"):
+        parse_slice("digits[::2]")
+    odd = tmp_path / "run[1:x]"  # a file really named so is a name, not a slice
+    odd.write_text("")
+    assert parse_slice(str(odd)) is None

@@ -157,6 +157,18 @@ def test_train_lm_writes_card(tiny_checkpoint):
     assert ev["n"] > 0 and 1 < ev["perplexity"] < len(pre["vocab"]) * 2
 
 
+def test_lm_card_finds_its_test_file_from_another_directory(tiny_checkpoint, cli, tmp_path):
+    from conftest import REPO
+
+    d, out = tiny_checkpoint
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["evaluation"]["dataset_path"] == str(d / "test.tokens") and card["evaluation"]["dataset_card_path"] == "test.tokens"
+    proc = cli("evaluate", str(out), "--suite", "clean", "--csv", "-", cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    row = next(csv.DictReader(proc.stdout.splitlines()))
+    assert float(row["attacked_acc"]) == pytest.approx(card["evaluation"]["perplexity"], rel=1e-6)
+
+
 def test_evaluate_lm_exports_perplexity_rows(tiny_checkpoint, cli):
     d, out = tiny_checkpoint
     proc = cli("evaluate", str(out), "--dataset", str(d / "test.tokens"), "--threat", "word-swap:rate=0.1",

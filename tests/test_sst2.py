@@ -56,8 +56,8 @@ def test_bad_text_tables_exit_2(cli, tmp_path):
     proc = cli("evaluate", "wordnet-text-sa", "--dataset", str(bad), "--device", "cpu")
     assert_one_line_error(proc, "need a text column")
     two = tmp_path / "two.csv"
-    two.write_text("text,label\nhello there,0\nbye now,1\n")
+    two.write_text("text,label\nhello there,0\nbye now,5\n")  # integer labels are positions: 5 is beyond 4 classes
     proc = cli("evaluate", "wordnet-text-sa", "--dataset", str(two), "--device", "cpu")
-    assert_one_line_error(proc, "has 4 labels but dataset")
+    assert_one_line_error(proc, "has integer labels 5 but model wordnet-text-sa has 4 classes (0..3)")
     proc = cli("train", "--task", str(two), "--variant", "sa", "--out", str(tmp_path / "m.safetensors"))
     assert_one_line_error(proc, "needs --eval-data PATH")

@@ -46,6 +46,9 @@ def test_train_text_model_card_carries_tokenizer(tmp_path, cli, wordnet_availabl
     assert pre["kind"] == "text" and pre["tokenizer"] == "robench-word" and pre["vocab"][:2] == ["[PAD]", "[UNK]"]
     assert card["architecture"]["vocab_size"] == len(pre["vocab"])
     assert card["labels"] == ["noun.animal", "noun.artifact", "noun.food", "noun.plant"]
+    # the zoo's defaults stand (2,000 words, 32 tokens) and add no fields to the card of a named task
+    assert pre["max_length"] == 32 and len(pre["vocab"]) <= 2000
+    assert not {"vocab_size", "max_length", "text_column", "dataset_path"} & set(card["training"])
 
 
 @pytest.mark.parametrize(
@@ -54,6 +57,12 @@ def test_train_text_model_card_carries_tokenizer(tmp_path, cli, wordnet_availabl
         (["--task", "mnist", "--variant", "sa"], "unknown task 'mnist'"),
         (["--task", "digits", "--variant", "xl"], "unknown variant 'xl'"),
         (["--task", "digits", "--variant", "sa", "--epochs", "0"], "--epochs must be >= 1"),
+        (["--task", "digits", "--variant", "sa", "--vocab-size", "100"], "--vocab-size is for text tasks and --task lm"),
+        (["--task", "digits", "--variant", "sa", "--text-column", "q"], "--text-column is for text files"),
+        (["--task", "wordnet-topics", "--variant", "sa", "--vocab-size", "3"], "--vocab-size must be >= 4"),
+        (["--task", "wordnet-topics", "--variant", "sa", "--max-length", "0"], "--max-length must be >= 1 token"),
+        (["--task", "wordnet-topics", "--variant", "sa", "--embed-dim", "48", "--heads", "5"],
+         "--heads 5 must divide the width --embed-dim 48; choose one of 1, 2, 3, 4, 6, 8, 12, 16"),
     ],
 )
 def test_train_bad_input_exit_2(tmp_path, cli, args, fragment):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,8 @@ def attack(
     rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     from robench.distributed import is_main_process
 
+    note = (lambda m: sys.stderr.write(f"robench: {m}\n")) if is_main_process() else None
+    rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run), on_note=note)
     if not is_main_process():  # under torchrun only rank 0 renders and writes
         return
     r = rep.row
@@ -84,7 +87,8 @@ def attack(
             for col in ("id", "label", "clean pred", "attacked pred", "Linf", "L2", "queries"):
                 ex.add_column(col, justify="right")
             for e in rep.examples:
-                ex.add_row(str(e.id), str(e.label), str(e.clean_pred), str(e.attacked_pred), f"{e.linf:.4g}", f"{e.l2:.4g}", f"{e.queries:.4g}")
+                ex.add_row(str(e.id), rep.labels[e.label], rep.labels[e.clean_pred], rep.labels[e.attacked_pred],
+                           f"{e.linf:.4g}", f"{e.l2:.4g}", f"{e.queries:.4g}")
             out_console.print(ex)
         if save_adv is not None:
             err_console.print(f"wrote adversarial set -> {save_adv} (re-evaluate with --dataset {save_adv})")

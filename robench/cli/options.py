@@ -33,6 +33,7 @@ RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("text_column", Annotated[Optional[str], typer.Option("--text-column", help="Text column of a table dataset.")], None),
     ("label_column", Annotated[Optional[str], typer.Option("--label-column", help="Label column of a table dataset.")], None),
     ("image_column", Annotated[Optional[str], typer.Option("--image-column", help="Image column of a Hugging Face dataset.")], None),
+    ("labels_file", Annotated[Optional[str], typer.Option("--labels", help="Label names of a table/JSON dataset, one per line, fixing their order (default: 0..K-1 for integer labels, sorted names for strings).")], None),
     ("arch", Annotated[Optional[str], typer.Option("--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict.")], None),
     ("model_arg", Annotated[Optional[List[str]], typer.Option("--model-arg", help="key=value for timm.create_model (repeatable).")], None),
     ("mean", Annotated[Optional[List[float]], typer.Option("--mean", help="Per-channel mean overriding a timm model's contract (repeatable).")], None),

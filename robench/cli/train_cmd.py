@@ -14,7 +14,7 @@ from robench.cli.app import app, err_console, out_console
 
 @app.command()
 def train(
-    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, a text table (.tsv/.csv with a text and a label column), an MNIST idx file or image folder (slices: FILE[:8000]), or lm (a causal language model on --data)."),
+    task: str = typer.Option(..., "--task", help="digits, wordnet-topics, a text file (.tsv/.csv table or .json/.jsonl/.parquet with a text and a label column), an MNIST idx file or image folder (slices: FILE[:8000]), or lm (a causal language model on --data)."),
     variant: str = typer.Option(..., "--variant", help="sa, bsa, grc or bsa-grc."),
     out: Path = typer.Option(..., "--out", help="Output checkpoint path (NAME.safetensors; NAME.json is written beside)."),
     # defaults are per task (robench/train.py TASKS and IMAGE_SOURCE_DEFAULTS, robench/lm_train.py DEFAULTS);
@@ -32,6 +32,11 @@ def train(
     data: Optional[str] = typer.Option(None, "--data", help="--task lm: the training token file (one paragraph per line, e.g. wiki.valid.tokens)."),
     train_tokens: Optional[int] = typer.Option(None, "--train-tokens", help="--task lm: train on the first N tokens of --data only."),
     patch_size: Optional[int] = typer.Option(None, "--patch-size", help="Image tasks: patch side in pixels (default: a 4 x 4 grid)."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Text files: the text column (default: sentence, text, content or review)."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Text files: the label column (default: label)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Text files: label names, one per line, fixing their order (default: 0..K-1 for integer labels, sorted names for strings)."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Text tasks and lm: vocabulary cap, [PAD] and [UNK] included (default: 2000; lm 5000)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Text tasks and lm: tokens per text, longer ones truncated (default: 32; lm context 64)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Image files: resize and centre-crop every image to N x N (default: the first training image's size, if square)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Image files: decoding processes (default: half the CPU cores, at most 8; 0 = in process)."),
     augment: bool = typer.Option(False, "--augment", help="Image files: timm's train augmentation (RandomResizedCrop, flip, colour jitter); off by default."),
@@ -50,24 +55,37 @@ def train(
     args = TrainArgs(task=task, variant=variant, seed=seed, epochs=epochs, embed_dim=embed_dim, depth=depth,
                      num_heads=heads, lr=lr, batch_size=batch_size, device=str(dev), eval_data=eval_data,
                      train_examples=train_examples, data=data, train_tokens=train_tokens, patch_size=patch_size,
-                     img_size=img_size, workers=workers, augment=augment)
+                     img_size=img_size, workers=workers, augment=augment,
+                     text_column=text_column, label_column=label_column, labels_file=labels, vocab_size=vocab_size,
+                     max_length=max_length)
     command = shlex.join(["robench", *sys.argv[1:]])
     if task == "lm":  # bad files fail before the progress bar shows
         from robench.lm_train import read_files
 
         args.resolved()
         read_files(args)
-    with Progress(
+    epochs = args.resolved()["epochs"]
+    progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]:.4f} · train acc {task.fields[acc]:.1%}"), TimeElapsedColumn(),
         console=err_console, disable=quiet,
-    ) as progress:
-        bar = progress.add_task(f"{task}/{variant}", total=args.resolved()["epochs"], loss=float("nan"), acc=0.0)
+    )
+    bar = progress.add_task(f"{task}/{variant}", total=epochs, loss=float("nan"), acc=0.0)
 
-        def on_epoch(s) -> None:
-            progress.update(bar, completed=s.epoch, loss=s.loss, acc=s.train_acc)
+    def on_epoch(s) -> None:
+        progress.update(bar, completed=s.epoch, loss=s.loss, acc=s.train_acc)
 
-        result = run_train(args, out, command=command, on_epoch=on_epoch)
+    started = []
+
+    def on_start() -> None:  # every input is checked by now: train calls it before the first epoch
+        started.append(True)
+        progress.start()
+
+    try:
+        result = run_train(args, out, command=command, on_epoch=on_epoch, on_start=on_start)
+    finally:
+        if started:  # stopping a bar that never started would still print an empty line
+            progress.stop()
     if not quiet and args.task == "lm":
         ev = result.card.evaluation
         out_console.print(
@@ -79,3 +97,4 @@ def train(
             f"{result.path}: test accuracy {100 * result.test_accuracy:.2f}% (n={result.card.evaluation['n']}), "
             f"{result.card.params:,} params, sha256 {result.sha256[:16]}…, {result.seconds:.1f}s"
         )
+        out_console.print(f"{len(result.card.labels)} classes: {', '.join(result.card.labels)}", highlight=False)

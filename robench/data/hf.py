@@ -14,6 +14,7 @@ import torch
 
 from robench.data.base import IMAGE, TEXT, Dataset, content_sha256
 from robench.data.files import TEXT_COLUMNS as TABLE_TEXT_COLUMNS
+from robench.data.labels import infer_labels, label_strings
 from robench.errors import RobenchError
 
 TEXT_COLUMNS = (*TABLE_TEXT_COLUMNS, "sentence1")  # GLUE pair tasks name their first text so
@@ -49,11 +50,13 @@ def _to_dataset(table, name: str, split: str, columns: dict[str, str | None]) ->
     if label is None or label not in cols:
         raise RobenchError(f"dataset {name}: no label column among {cols}; pass --label-column")
     feature = table.features[label]
-    names = list(getattr(feature, "names", []) or [])
-    y = torch.tensor([int(v) for v in table[label]], dtype=torch.long)
-    if len(y) == 0:
+    names = list(getattr(feature, "names", []) or [])  # a ClassLabel column: integer ids with names
+    if len(table) == 0:
         raise RobenchError(f"dataset {name} split {split!r} is empty")
-    labels = names or [str(i) for i in range(int(y.max()) + 1)]
+    if names:
+        y, labels = torch.tensor([int(v) for v in table[label]], dtype=torch.long), names
+    else:  # plain integers (positions) or strings (names), as in a table
+        y, labels = infer_labels(label_strings(table[label], f"dataset {name}"), f"dataset {name}")
     image = columns.get("image") or next((c for c in IMAGE_COLUMNS if c in cols), None)
     if image and image in cols:
         return _image_dataset(table, image, name, split, labels, y)
@@ -104,6 +107,10 @@ def load_hf(name: str, split: str, columns: dict[str, str | None]) -> Dataset:
             kind = "parquet" if path.suffix == ".parquet" else "json"
             if not path.is_file():
                 raise RobenchError(f"dataset file {path} not found")
+            if kind == "json":  # pyarrow keeps invalid UTF-8 and fails only when a text is read
+                from robench.fileio import check_utf8
+
+                check_utf8(path, "dataset file")
             table = datasets.load_dataset(kind, data_files=str(path), split="train")
     except RobenchError:
         raise

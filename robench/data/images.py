@@ -20,12 +20,18 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 def _read_idx(path: Path) -> np.ndarray:
+    import zlib
+
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
             raw = f.read()
     except FileNotFoundError:
         raise RobenchError(f"idx file {path} not found") from None
+    except EOFError:  # gzip's "ended before the end-of-stream marker": not an interrupt (click maps EOFError to Abort)
+        raise RobenchError(f"idx file {path} is truncated (the gzip stream ends early); download it again") from None
+    except zlib.error as e:  # a corrupt deflate stream is zlib.error, which is not an OSError
+        raise RobenchError(f"idx file {path} is corrupt ({e}); download it again") from None
     except OSError as e:
         raise RobenchError(f"idx file {path} is unreadable or not gzip ({e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:

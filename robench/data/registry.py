@@ -51,13 +51,16 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
     (MNIST idx), an image folder (``DIR/CLASS/*.jpg``, any sizes), the ImageNet family (``imagenet:DIR``,
     ``imagenet-a:DIR``, ... see :mod:`robench.data.imagenet`; ``imagenet-c:DIR`` has several parts: use
     :func:`load_datasets`), a ``save_to_disk`` folder, ``file.json[l]``/``file.parquet``, ``hf:NAME[:CONFIG]``
-    (hub, online only) and ``--save-adv`` files. ``columns`` names the text/label/image columns of tables.
+    (hub, online only) and ``--save-adv`` files. ``columns`` names the text/label/image columns of tables
+    and, under ``"labels"``, a ``--labels FILE`` of label names fixing the label order
+    (:func:`robench.data.labels.align_labels`).
     Image folders, image tables and Arrow image datasets are lazy: nothing is decoded here.
 
     Any of these may end in a slice of positions, ``SOURCE[a:b]`` (Python slice bounds, either may be
     left out), e.g. ``t10k-images-idx3-ubyte.gz[:8000]`` to train and ``[8000:]`` to evaluate: example
     ids stay those of the whole source, and the content hash is that of the slice.
     """
+    columns = columns or {}
     sliced = parse_slice(name)
     if sliced is not None:
         base, lo, hi = sliced
@@ -65,12 +68,22 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
         kept = range(len(ds))[lo:hi]
         if len(kept) == 0:
             raise RobenchError(f"dataset slice {name!r} is empty: {base!r} has {len(ds)} examples")
-        part = ds.subset(kept)
-        return _non_empty(replace(part, name=name, sha256=content_sha256(part.inputs, part.targets)), split)
+        part = ds.subset(kept)  # lazy sources: their identity is computed over the slice when asked
+        sha = "" if part.lazy else content_sha256(part.inputs, part.targets)
+        return _non_empty(replace(part, name=name, sha256=sha), split)
+    ds = _non_empty(_load_source(name, split, columns), split)
+    if columns.get("labels"):
+        from robench.data.labels import align_labels, read_label_file
+
+        ds = align_labels(ds, read_label_file(columns["labels"]), f"the --labels file {columns['labels']}",
+                          "add them to that file (one name per line) or drop those examples")
+    return ds
+
+
+def _load_source(name: str, split: str, columns: dict[str, str | None]) -> Dataset:
     from pathlib import Path
 
     _ensure_builtin()
-    columns = columns or {}
     path = Path(name)
     from robench.data.imagenet import split_source
 
@@ -85,41 +98,76 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
         from robench.data.images import is_image_table, load_image_table
 
         if is_image_table(path, columns):
-            return _non_empty(load_image_table(path, columns), split)
-        return _non_empty(load_table(path, columns), split)
+            return load_image_table(path, columns)
+        return load_table(path, columns)
     if name.startswith("hf:") or name.endswith((".json", ".jsonl", ".parquet")) or (path / "dataset_info.json").is_file() \
             or (path / "dataset_dict.json").is_file():
         from robench.data.hf import load_hf
 
-        return _non_empty(load_hf(name, split, columns), split)
+        return load_hf(name, split, columns)
     if "idx3-ubyte" in path.name:
         from robench.data.images import load_idx
 
-        return _non_empty(load_idx(path), split)
+        return load_idx(path)
     if path.is_dir():
         from robench.data.images import load_image_folder
 
-        return _non_empty(load_image_folder(path), split)
+        return load_image_folder(path)
     if name.endswith(".safetensors"):
-        from pathlib import Path
-
         from robench.data.adversarial import load_adversarial
 
-        return _non_empty(load_adversarial(Path(name)), split)
+        return load_adversarial(path)
     try:
         loader = _DATASETS[name]
     except KeyError:
         raise RobenchError(f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(_DATASETS))}") from None
-    return _non_empty(loader(split), split)
+    return loader(split)
+
+
+def takes_split(name: str) -> bool:
+    """Whether ``--split`` means something for ``name``: registered datasets, ``hf:`` hub names and
+    ``save_to_disk`` DatasetDict folders have named splits; a single file (table, JSON, parquet,
+    idx, ``--save-adv``), an image folder or a one-split ``save_to_disk`` folder is one split."""
+    from pathlib import Path
+
+    sliced = parse_slice(name)
+    base = sliced[0] if sliced else name
+    path = Path(base)
+    if base.startswith("hf:") or (path / "dataset_dict.json").is_file():
+        return True
+    if path.exists() or base.endswith((".tsv", ".csv", ".json", ".jsonl", ".parquet", ".safetensors")) or "idx3-ubyte" in base:
+        return False
+    return True  # a registered name, or an unknown one (load_dataset names the choices)
+
+
+def check_split(name: str, split: str, default: str = "test") -> None:
+    """Refuse ``--split`` on a one-split source rather than ignore it (the rows would claim a split
+    that was never read)."""
+    if split != default and not takes_split(name):
+        raise RobenchError(f"--split {split}: dataset {name} is a single file or folder, one split, so a split cannot "
+                           "be chosen in it; pass that split's own file as --dataset (registered datasets, hf:NAME and "
+                           "save_to_disk DatasetDict folders have named splits)")
 
 
 _SLICE = re.compile(r"^(?P<base>.+)\[(?P<lo>-?\d*):(?P<hi>-?\d*)\]$")
+_BRACKETS = re.compile(r"^(?P<base>.+)\[(?P<body>[^\[\]]*:[^\[\]]*)\]$")  # [...:...]: meant as a slice
 
 
 def parse_slice(name: str) -> tuple[str, int | None, int | None] | None:
-    """``SOURCE[a:b]`` -> ``(SOURCE, a, b)`` (``None`` for an omitted bound); other names -> ``None``."""
+    """``SOURCE[a:b]`` -> ``(SOURCE, a, b)`` (``None`` for an omitted bound); other names -> ``None``.
+
+    A name ending in a bracketed colon without integer bounds (``dev.tsv[a:b]``, ``[::2]``) is an
+    error naming the slice syntax, unless a file of that very name exists.
+    """
+    from pathlib import Path
+
     m = _SLICE.match(name)
     if m is None:
+        like = _BRACKETS.match(name)
+        if like is not None and not Path(name).exists():
+            base = like["base"]
+            raise RobenchError(f"dataset {name!r}: [{like['body']}] is not a slice of positions; write SOURCE[START:STOP] "
+                               f"with integers, either one may be left out (e.g. {base}[:100] or {base}[100:])")
         return None
     lo, hi = m["lo"], m["hi"]
     return m["base"], int(lo) if lo else None, int(hi) if hi else None
