@@ -12,7 +12,7 @@ import torch
 from conftest import assert_one_line_error
 from robench.data.imagenet import ALEXNET_ERRORS, mean_corruption_error, subset_indices, synsets
 from robench.data.registry import load_dataset, load_datasets
-from test_streaming import card_copy, clean_records
+from test_streaming import card_copy
 
 
 def test_alexnet_constants_and_mce_formula():
