@@ -213,7 +213,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
     ``baseline`` (a model name): paired difference and test against that model (module docstring).
     """
     from robench.data.card_paths import resolve
-    from robench.evaluate import card_path
+    from robench.jobs import card_path
 
     check_lm_args(args)
     todo, skipped = lm_threats(threats, bool(args.threats))

@@ -13,7 +13,6 @@ import csv
 import io
 from pathlib import Path
 
-
 from robench.data.base import TEXT, Dataset, content_sha256
 from robench.data.labels import infer_labels
 from robench.errors import RobenchError
