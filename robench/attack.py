@@ -13,7 +13,7 @@ import torch
 from robench.data.adversarial import ADV_FORMAT, StreamingImages
 from robench.data.loader import Feed
 from robench.data.base import LM as LM_TASK
-from robench.device import resolve_device
+from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
 from robench.distributed import gather_max
 from robench.evaluate import (
@@ -82,15 +82,18 @@ def finish_adversarials(out: StreamingImages, job: Job, records: list[Record], r
     })
 
 
-def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None) -> AttackReport:
+def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None,
+           on_progress: Callable[[str, int, int], None] | None = None) -> AttackReport:
     """Run ``args.threat`` on ``args.model`` and report clean/attacked accuracy, perturbations, cost
-    (``on_note``: one-line notes on the run, e.g. -n above the split's size)."""
+    (``on_note``: one-line notes on the run, e.g. -n above the split's size; ``on_progress(what,
+    done, total)``: examples done in the clean pass, then in the attack)."""
     threat = apply_budget(build_threat(args.threat), args)
     if args.save_adv is not None and not args.save_adv.parent.is_dir():
         raise RobenchError(f"--save-adv {args.save_adv}: directory {args.save_adv.parent} does not exist; create it first")
     if args.save_adv is not None and threat.modality != "image":
         raise RobenchError("--save-adv supports image threats only")
     device = resolve_device(args.device)
+    resolve_threads(args.threads)
     shard, device = resolve_shard(args, device)
     if shard is not None and args.save_adv is not None:
         raise RobenchError("--save-adv writes the whole adversarial set: run it without --shard or torchrun")
@@ -107,19 +110,20 @@ def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None) -> At
     model = job.model  # ImageNet-A/R: logits restricted to the dataset's classes
     store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))
     start = time.perf_counter()
-    clean_all = run_clean(job, args.batch_size)
+    clean_all = run_clean(job, args.batch_size, (lambda d, t: on_progress(f"{model.name} · clean", d, t)) if on_progress else None)
     ds = job.ds  # --skip-unreadable may have left examples out
     note_skipped(job, store, None)
     clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size)), ds, shard)
     clean_row = make_row(job, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
     flags = model_flags(model, ds, args.seed, job.feed)
+    on_batch = (lambda d, t: on_progress(f"{model.name} · {threat.short}", d, t)) if on_progress else None
     adv = open_adversarials(args.save_adv, job, threat.spec) if args.save_adv is not None else None
     try:
-        start = time.perf_counter()
+        threat.warm_up()  # imports and WordNet's index: one-time costs, not the attack's seconds
         records = complete(store.records(model.name, threat.spec, lambda journal: attack_records(
             model, ds, threat, clean_all, args.batch_size, args.seed, keep_adv=adv.write if adv else None,
-            journal=journal, shard=shard, amp=args.amp, feed=job.feed)), ds, shard)
-        seconds = time.perf_counter() - start
+            journal=journal, shard=shard, amp=args.amp, feed=job.feed, on_batch=on_batch)), ds, shard)
+        seconds = store.seconds  # compute time, also of batches a killed run journaled
         if shard is not None and shard.distributed:
             seconds = gather_max(seconds)
         row = make_row(job, threat.spec, records, threat.norm, seconds, args.seed, device)

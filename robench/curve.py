@@ -82,13 +82,16 @@ def classifiers_only(models: list) -> None:
                            f"value with `robench evaluate {lm.name} --threat ... --threat ...`")
 
 
-def curve(args: CurveArgs, on_row: Callable[[ResultRow], None] | None = None) -> CurveResult:
+def curve(args: CurveArgs, on_row: Callable[[ResultRow], None] | None = None,
+          on_progress: Callable[[str, int, int], None] | None = None,
+          on_note: Callable[[str], None] | None = None) -> CurveResult:
     """Evaluate every model at every swept value; returns the points and each model's AUC."""
     key, xs, specs = sweep_specs(args.threat, args.sweep)
     if len(set(specs)) != len(specs):
         raise RobenchError("--sweep values give identical threats after validation; use distinct values")
     eval_args = EvaluateArgs(**{**{k: getattr(args, k) for k in EvaluateArgs.__dataclass_fields__}, "threats": specs})
-    rows = [r for r in evaluate(eval_args, on_row=on_row, on_models=classifiers_only) if r.threat != CLEAN]
+    rows = [r for r in evaluate(eval_args, on_row=on_row, on_models=classifiers_only, on_progress=on_progress,
+                                on_note=on_note) if r.threat != CLEAN]
     result = CurveResult(key=key, xs=xs, specs=specs, rows=rows)
     for model in dict.fromkeys(r.model for r in rows):
         result.auc[model] = round(trapezoid_auc(xs, [r.attacked_acc for r in result.points(model)]), 6)

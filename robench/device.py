@@ -1,7 +1,8 @@
-"""``--device auto|cpu|cuda[:i]`` -> a torch.device, with one-line errors."""
+"""``--device auto|cpu|cuda[:i]`` -> a torch.device, ``--threads``, ``--amp``; one-line errors."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
@@ -70,3 +71,41 @@ def is_out_of_memory(e: BaseException) -> bool:
 def amp_name(spec: str, device: torch.device) -> str:
     """What ``--amp spec`` means on ``device``: ``off``, ``bf16`` or ``fp16`` (for run configs)."""
     return {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[resolve_amp(spec, device)]
+
+
+THREADS_ENV = "ROBENCH_THREADS"
+
+
+def default_threads() -> int:
+    """CPU threads when neither ``--threads`` nor ``$ROBENCH_THREADS`` is given.
+
+    One thread per two cores (at least one): the measurements in benchmarks/threads.py found
+    torch's default (one thread per core) collapsing as soon as another job uses a core -- the
+    quickstart went from ~20 s to 215 s on a 2-core machine -- while half the cores keeps most of
+    the idle speed and does not collapse under that load.
+    """
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads from ``--threads``, else ``$ROBENCH_THREADS``, else
+    ``$OMP_NUM_THREADS`` (torch's own setting, left as it is), else :func:`default_threads`;
+    returns the count (recorded in the run header and config)."""
+    if threads is None:
+        raw = os.environ.get(THREADS_ENV, "").strip()
+        if not raw and os.environ.get("OMP_NUM_THREADS", "").strip():
+            return torch.get_num_threads()
+        if raw:
+            try:
+                threads = int(raw)
+            except ValueError:
+                raise RobenchError(f"${THREADS_ENV} must be a whole number of threads >= 1, got {raw!r}") from None
+            if threads < 1:
+                raise RobenchError(f"${THREADS_ENV} must be >= 1, got {threads}")
+        else:
+            threads = default_threads()
+    if threads < 1:
+        raise RobenchError(f"--threads must be >= 1, got {threads}")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads

@@ -98,6 +98,7 @@ class DiagnoseArgs:
     lengths: str | Sequence[int] = DEFAULT_LENGTHS
     delta: float = 1e-3  # relative size ||dx|| / ||x|| of the attention-sensitivity perturbation
     draws: int = 4  # random inputs per length, averaged
+    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else robench.device.default_threads)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -415,12 +416,13 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     """Run the three diagnostics on every model of ``args`` (models and data checked before any work)."""
     from robench.data.registry import check_split, load_dataset
     from robench.data.card_paths import card_columns
-    from robench.device import resolve_device
+    from robench.device import resolve_device, resolve_threads
     from robench.data.loader import Feed
     from robench.data.preprocess import from_contract
     from robench.jobs import check_inputs, check_labels, dataset_of, select_examples
 
     device = resolve_device(args.device)
+    resolve_threads(args.threads)
     models = [_load(spec, device) for spec in args.models]
     datasets: dict[tuple[str, str], object] = {}
     jobs = []

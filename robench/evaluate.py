@@ -18,7 +18,7 @@ import torch
 from robench import __version__
 from robench.data.base import LM as LM_TASK, Dataset
 from robench.data.preprocess import INTERPOLATIONS
-from robench.device import AMP_CHOICES, amp_name, resolve_device
+from robench.device import AMP_CHOICES, amp_name, resolve_device, resolve_threads
 from robench.distributed import Shard, gather_max, gather_records, init_from_env, owned_positions, parse_shard
 from robench.errors import RobenchError, check_seed
 from robench.jobs import Job, load_spec, prepare, run_clean
@@ -67,6 +67,7 @@ class RunArgs:
     crop_pct: float | None = None
     interpolation: str | None = None
     skip_unreadable: bool = False  # leave unreadable images out (listed in the run config) instead of stopping
+    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else robench.device.default_threads)
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -84,6 +85,8 @@ class RunArgs:
             raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")
         if self.shard is not None:
             parse_shard(self.shard)
+        if self.threads is not None and self.threads < 1:
+            raise RobenchError(f"--threads must be >= 1, got {self.threads}")
         if self.workers is not None and self.workers < 0:
             raise RobenchError(f"--workers must be >= 0 (0 decodes images in the main process), got {self.workers}")
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
@@ -242,7 +245,9 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
         "models": [[j.model.name, j.model.sha256] for j in jobs],
         "data": data,
         "num_examples": args.num_examples, "seed": args.seed, "batch_size": args.batch_size,
-        "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device), "robench_version": __version__,
+        "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device),
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,  # CPU kernels' sums depend on it
+        "robench_version": __version__,
     }
 
 
@@ -297,27 +302,29 @@ def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: li
     ``(spec, unit, records, seconds, pooled parts)`` each, the clean threat first."""
     model, ds = job.model, job.ds
     key = record_key(model.name, ds.part)  # records files: one set per data part
-    start = time.perf_counter()
     clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size))
-    todo = [(CLEAN, "none", complete(clean, ds, shard), clean_seconds + time.perf_counter() - start, 1)]
+    todo = [(CLEAN, "none", complete(clean, ds, shard), clean_seconds, 1)]
+    label = f"{model.name}{f' [{ds.part}]' if ds.part else ''}"
     for threat in threats:
         check_modality(model, threat)
-        start = time.perf_counter()
+        threat.warm_up()  # imports and WordNet's index: one-time costs, not this threat's seconds
         parts = threat.expand()
+        seconds = 0.0
         for k, part in enumerate(parts):
-            if len(parts) > 1 and on_progress:
-                on_progress(f"{model.name} · {threat.short}", k, len(parts))
-            recs = store.records(key, part.spec, lambda journal, part=part: attack_records(
+            what = f"{label} · {threat.short}" + (f" ({k + 1}/{len(parts)}: {part.short})" if len(parts) > 1 else "")
+            step = (lambda done, total, what=what: on_progress(what, done, total)) if on_progress else None
+            recs = store.records(key, part.spec, lambda journal, part=part, step=step: attack_records(
                 model, ds, part, clean_all, args.batch_size, args.seed, journal=journal, shard=shard,
-                amp=args.amp, on_warning=on_warning, feed=job.feed))
+                amp=args.amp, on_warning=on_warning, feed=job.feed, on_batch=step))
+            seconds += store.seconds  # compute time, also of batches a killed run journaled
             results[(model.name, ds.name, ds.split, part.spec)] = recs = complete(recs, ds, shard)
             if len(parts) == 1:
-                todo.append((threat.spec, threat.norm, recs, time.perf_counter() - start, 1))
+                todo.append((threat.spec, threat.norm, recs, seconds, 1))
         if len(parts) > 1:
             pooled = [r for part in parts for r in results[(model.name, ds.name, ds.split, part.spec)]]
             if shard is None or not shard.distributed:  # a rank's folder keeps its own records only
                 store.write(key, threat.spec, pooled)
-            todo.append((threat.spec, threat.norm, pooled, time.perf_counter() - start, len(parts)))
+            todo.append((threat.spec, threat.norm, pooled, seconds, len(parts)))
     return todo
 
 
@@ -334,7 +341,8 @@ def header_lines(jobs: list[Job], device: torch.device) -> dict[tuple[str, str],
             continue
         seen.add(key)
         what = f"{j.model.name} on {j.ds.name}" + (f" ({parts[key]} parts)" if parts[key] > 1 else f" ({j.ds.split})")
-        line = f"{what}: n={len(j.ds)} on {device}"
+        threads = torch.get_num_threads()
+        line = f"{what}: n={len(j.ds)} on {device} · {threads} thread{'s' if threads != 1 else ''}"
         if j.preprocessing:
             workers = j.feed.workers if j.feed is not None else 0
             line += f" · images: {j.preprocessing} · {workers or 'no'} decoding worker{'s' if workers != 1 else ''}"
@@ -363,6 +371,7 @@ def evaluate(
     be made for them; ``on_header`` hears one line per (model, data) with its first row.
     """
     device = resolve_device(args.device)
+    resolve_threads(args.threads)
     shard, device = resolve_shard(args, device)
     if shard is not None and not shard.distributed and args.baseline is not None:
         # a shard's models are attacked on different examples (their correctly classified ones): no pairs yet
@@ -404,7 +413,9 @@ def evaluate(
     model_checks: dict[str, list[Flag]] = {}
     for job in jobs:
         start = time.perf_counter()
-        clean_all = run_clean(job, args.batch_size)  # every shard needs every clean prediction
+        what = f"{job.model.name}{f' [{job.ds.part}]' if job.ds.part else ''} · clean"
+        step = (lambda done, total, what=what: on_progress(what, done, total)) if on_progress else None
+        clean_all = run_clean(job, args.batch_size, step)  # every shard needs every clean prediction
         clean_seconds = time.perf_counter() - start
         note_skipped(job, store, on_warning)
         model, ds = job.model, job.ds  # --skip-unreadable may have left examples out of ds

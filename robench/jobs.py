@@ -238,8 +238,10 @@ def top_classes(logits: torch.Tensor) -> torch.Tensor | None:
 
 
 @torch.inference_mode()
-def clean_pass(model: LoadedModel, ds: Dataset, batch_size: int, feed: Feed | None = None) -> CleanPass:
-    """One forward pass over ``ds`` in order: predictions, top-5 classes, unreadable files."""
+def clean_pass(model: LoadedModel, ds: Dataset, batch_size: int, feed: Feed | None = None,
+               on_batch: Callable[[int, int], None] | None = None) -> CleanPass:
+    """One forward pass over ``ds`` in order: predictions, top-5 classes, unreadable files
+    (``on_batch(done, total)`` hears the examples done after each batch)."""
     module, device = model.module, model.device
     positions: list[int] = []
     preds, tops, failed = [], [], []
@@ -255,6 +257,8 @@ def clean_pass(model: LoadedModel, ds: Dataset, batch_size: int, feed: Feed | No
             positions += batch.positions
             preds.append(logits.argmax(-1).cpu())
             tops.append(top_classes(logits))
+            if on_batch:
+                on_batch(len(positions) + len(failed), len(ds))
     else:
         for pos in plan:
             logits = module(module.encode([ds.inputs[p] for p in pos]).to(device))
@@ -262,6 +266,8 @@ def clean_pass(model: LoadedModel, ds: Dataset, batch_size: int, feed: Feed | No
             positions += list(pos)
             preds.append(logits.argmax(-1).cpu())
             tops.append(top_classes(logits))
+            if on_batch:
+                on_batch(len(positions), len(ds))
     top5 = None if not tops or tops[0] is None else torch.cat(tops)
     return CleanPass(positions, torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long), top5, failed)
 
@@ -287,10 +293,10 @@ def clean_records(model: LoadedModel, ds: Dataset, batch_size: int, feed: Feed |
     return records_of(ds, clean_pass(model, ds, batch_size, feed))
 
 
-def run_clean(job: Job, batch_size: int) -> list[Record]:
+def run_clean(job: Job, batch_size: int, on_batch: Callable[[int, int], None] | None = None) -> list[Record]:
     """The job's clean records; with ``--skip-unreadable``, unreadable images leave the job's data
     (noted in ``job.skipped``) so every threat sees the same examples."""
-    cp = clean_pass(job.model, job.ds, batch_size, job.feed)
+    cp = clean_pass(job.model, job.ds, batch_size, job.feed, on_batch)
     if cp.failed:
         job.skipped = [f"{where}: {reason}" for _, where, reason in cp.failed]
         job.ds = job.ds.subset(cp.positions)

@@ -111,7 +111,7 @@ def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable
         "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, {warmup} warmup steps",
         "batch_size": bs, "tied_embeddings": True,
         "command": command or f"robench train --task lm --data {args.data} --eval-data {args.eval_data} --variant {args.variant} --seed {args.seed}",
-        "robench_version": __version__, "torch_version": torch.__version__,
+        "robench_version": __version__, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
     }
     card.evaluation = {
         "dataset": str(args.eval_data), **locate(str(args.eval_data), card_file), "split": "test",

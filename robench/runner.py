@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Callable
 
 import torch
@@ -38,6 +39,7 @@ def attack_records(
     model: LoadedModel, ds: Dataset, threat: Threat, clean: list[Record], batch_size: int, seed: int,
     keep_adv: KeepAdv | None = None, journal: Journal | None = None, shard: Shard | None = None,
     amp: str = "off", on_warning: Callable[[str], None] | None = None, feed: Feed | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> list[Record]:
     """Records of ``threat`` on ``ds``; examples misclassified when clean are not attacked.
 
@@ -47,6 +49,7 @@ def attack_records(
     decoded by its worker processes while the previous batch is attacked; only attacked examples
     are read). ``keep_adv(positions, adv)``, when given, receives the adversarial inputs of every
     attacked batch, in position order; it needs every batch computed, so it ignores the journal.
+    ``on_batch(done, total)`` hears the attacked examples finished so far (journaled ones first).
     With ``shard``, only the batches of that shard are attacked and only its records are returned
     (in dataset order; see :mod:`robench.distributed`).
 
@@ -64,7 +67,7 @@ def attack_records(
                for r in clean]
     todo = [i for i, r in enumerate(clean) if r.clean_correct]
     done = journal.done if journal is not None and keep_adv is None else {}
-    batches = []
+    batches, finished = [], 0  # finished: attacked examples whose records are known (journal, then computed)
     owned = set(range(len(clean))) if shard is None else {p for p in range(len(clean)) if shard.owns_position(p)}
     for start in range(0, len(todo), batch_size):
         pos = todo[start : start + batch_size]
@@ -76,13 +79,18 @@ def attack_records(
         if pos and all(ds.ids[p] in done for p in pos):
             for p in pos:
                 records[p] = done[ds.ids[p]]
+            finished += len(pos)
         else:
             batches.append((start, pos))
     engine = _Engine(model, ds, threat, records, seed, keep_adv, resolve_amp(amp, model.device), on_warning)
+    total = finished + sum(len(pos) for _, pos in batches)
+    if on_batch:
+        on_batch(finished, total)
     if threat.modality == "image":
         feed = feed or Feed(from_contract(model.card.preprocessing), model.device)
         loaded = (b for b in feed.batches(ds, [pos for _, pos in batches]))
     for start, pos in batches:
+        began = time.perf_counter()
         if threat.modality == "image":
             batch = next(loaded)
             if batch.failed:  # readable in the clean pass, unreadable now: the run cannot stay paired
@@ -92,7 +100,10 @@ def attack_records(
         else:
             engine.run_slice(pos, start)
         if journal is not None:
-            journal.append([records[p] for p in pos])
+            journal.append([records[p] for p in pos], seconds=time.perf_counter() - began)
+        finished += len(pos)
+        if on_batch:
+            on_batch(finished, total)
     engine.report_amp()
     return records if shard is None else [r for p, r in enumerate(records) if p in owned]
 

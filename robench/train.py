@@ -21,13 +21,14 @@ from robench import __version__
 from robench.checkpoint.card import Card, image_preprocessing
 from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import IMAGE, Dataset, stratified_sample
-from robench.data.labels import align_labels
-from robench.data.registry import load_dataset
 from robench.data.card_paths import locate
-from robench.data.tokenizer import WordTokenizer
-from robench.errors import RobenchError
+from robench.data.labels import align_labels
 from robench.data.loader import Feed, default_workers
 from robench.data.preprocess import Preprocessing
+from robench.data.registry import load_dataset
+from robench.data.tokenizer import WordTokenizer
+from robench.device import resolve_threads
+from robench.errors import RobenchError
 from robench.jobs import predict
 from robench.loading import LoadedModel, wrap
 from robench.models.config import ArchConfig, variant_parts
@@ -91,6 +92,7 @@ class TrainArgs:
     img_size: int | None = None
     workers: int | None = None
     augment: bool = False
+    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else robench.device.default_threads)
     # Text files: column names (default: detected), a --labels FILE fixing the label order; text
     # tasks (and lm): the vocabulary cap (words, [PAD] and [UNK] included) and the token limit.
     text_column: str | None = None
@@ -273,6 +275,7 @@ def train(
     shows its progress bar from there, so a bad input is one error line, not a bar and a line).
     """
     opts = args.resolved()
+    threads = resolve_threads(args.threads)  # CPU training is bit-reproducible per thread count: recorded in the card
     if args.task == "lm":  # causal language model on a token file: robench.lm_train
         from robench.lm_train import train_lm
 
@@ -372,7 +375,7 @@ def train(
         "n": len(train_ds), "train_examples": args.train_examples,
         "seed": args.seed, "epochs": epochs, "optimizer": f"AdamW(lr={opts['lr']}, weight_decay={opts['weight_decay']}), cosine, 1 warmup epoch",
         "batch_size": bs, "command": command or f"robench train --task {args.task} --variant {args.variant} --seed {args.seed}",
-        "robench_version": __version__, "torch_version": torch.__version__,
+        "robench_version": __version__, "torch_version": torch.__version__, "threads": threads,
     }
     if tokenizer is not None and (args.is_file_task or args.vocab_size is not None or args.max_length is not None):
         # what read the text files, so that the card alone says how to rebuild the model (the zoo's

@@ -81,9 +81,15 @@ def _without_timing(rows: list[dict]) -> list[dict]:
 
 
 def _files(out: Path) -> dict:
-    """Every file of an --out folder: bytes, except rows.json whose `seconds` are timings."""
-    return {p.name: _without_timing(json.loads(p.read_text())) if p.name == "rows.json" else p.read_bytes()
-            for p in out.iterdir()}
+    """Every file of an --out folder: bytes, except rows.json and timings.json, whose seconds are timings."""
+    def content(p: Path):
+        if p.name == "rows.json":
+            return _without_timing(json.loads(p.read_text()))
+        if p.name == "timings.json":
+            return sorted(json.loads(p.read_text()))
+        return p.read_bytes()
+
+    return {p.name: content(p) for p in out.iterdir()}
 
 
 @pytest.mark.slow
@@ -127,6 +133,30 @@ def test_resume_with_another_command_exits_2_and_keeps_the_records(tmp_path, cli
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     proc = cli("evaluate", "digits-vit-sa", "--threat", "fgsm:eps=0.05", "-n", "40", "--out", str(out))
     assert proc.returncode == 0 and "resumed: 80 records" in proc.stderr
+
+
+def test_resumed_rows_keep_the_seconds_of_the_run_that_computed_them(tmp_path, cli):
+    """A finished (model, threat) read back from --out reports the compute time recorded when it ran
+    (timings.json), not the milliseconds of reading it; the journal keeps each batch's seconds."""
+    out = tmp_path / "out"
+    cmd = ("evaluate", "digits-vit-sa", "--threat", "pgd:eps=0.05,steps=10", "-n", "60", "--batch-size", "16", "--out", str(out))
+    assert cli(*cmd, "--json", str(tmp_path / "a.json")).returncode == 0
+    assert cli(*cmd, "--json", str(tmp_path / "b.json")).returncode == 0
+    first, again = (json.loads((tmp_path / f"{k}.json").read_text()) for k in "ab")
+    timings = json.loads((out / "timings.json").read_text())
+    pgd = [r for r in first if r["threat"] != "none"][0]
+    assert pgd["seconds"] > 0.01 and timings[records_path_name(pgd["threat"])] == pgd["seconds"]
+    assert [r["seconds"] for r in again if r["threat"] != "none"] == [pgd["seconds"]]
+    j = Journal(tmp_path / "j.journal")
+    j.append(_recs(range(2)), seconds=1.25)
+    j.append(_recs(range(2, 4)), seconds=0.5)
+    assert Journal(tmp_path / "j.journal").seconds == 1.75
+
+
+def records_path_name(spec: str) -> str:
+    from robench.results.store import records_path
+
+    return records_path(Path("."), "digits-vit-sa", spec).name
 
 
 DETERMINISM = ["evaluate", "digits-vit-bsa", "--threat", "pgd:eps=0.1,alpha=0.02,steps=5", "--threat", "square:eps=0.1,queries=20",

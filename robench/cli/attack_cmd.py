@@ -9,8 +9,9 @@ from typing import Optional
 import typer
 
 from robench.cli.app import app, err_console, out_console
-from robench.cli.options import CsvExport, JsonExport, MarkdownExport, run_options
 from robench.cli.evaluate_cmd import check_export_paths, warn, write_exports
+from robench.cli.options import CsvExport, JsonExport, MarkdownExport, run_options
+from robench.cli.progress import RunDisplay
 
 
 def highlight_changes(original: str, perturbed: str):
@@ -47,17 +48,18 @@ def attack(
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths({**exports, "save-adv": save_adv}, run["out"])
-    rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run))
     from robench.distributed import is_main_process
 
     note = (lambda m: sys.stderr.write(f"robench: {m}\n")) if is_main_process() else None
-    rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run), on_note=note)
+    show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None) and is_main_process()
+    with RunDisplay(show, err_console) as display:
+        rep = run_attack(AttackArgs(model=model, threat=threat, save_adv=save_adv, **run), on_note=note,
+                         on_progress=display.update)
     if not is_main_process():  # under torchrun only rank 0 renders and writes
         return
     r = rep.row
     for note in r.flag_notes.split("; ") if r.flags else []:
         warn(f"{r.model}: {note}")
-    show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None)
     if show:
         t = Table(title=f"{r.model} under {r.threat}", show_header=False)
         t.add_column("metric")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,7 +11,8 @@ import typer
 
 from robench.cli.app import app, err_console, out_console
 from robench.cli.options import run_options
-from robench.cli.evaluate_cmd import check_export_paths, progress_bar, write_exports
+from robench.cli.evaluate_cmd import check_export_paths, write_exports
+from robench.cli.progress import RunDisplay, row_line
 
 
 @app.command()
@@ -43,8 +46,9 @@ def curve(
 
     main = is_main_process()  # under torchrun only rank 0 renders and writes
     show = not quiet and str(json_) != "-" and main
-    with progress_bar(show, total=len(models) * (len(xs) + 1), what="curve") as step:
-        result = run_curve(args, on_row=lambda row: step())
+    note = (lambda m: sys.stderr.write(f"robench: {m}\n")) if main else None
+    with RunDisplay(show, err_console) as display:
+        result = run_curve(args, on_row=lambda row: display.line(row_line(row)), on_progress=display.update, on_note=note)
     if not main:
         return
     if show:

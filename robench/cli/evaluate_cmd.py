@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 
 from robench.cli.app import app, err_console, out_console
 from robench.cli.options import CsvExport, JsonExport, MarkdownExport, run_options
+from robench.cli.progress import RunDisplay, row_line
 
 
 def check_export_paths(paths: dict[str, Optional[Path]], out: Optional[Path] = None) -> None:
@@ -35,17 +35,6 @@ def check_export_paths(paths: dict[str, Optional[Path]], out: Optional[Path] = N
                 pass
         except OSError as e:
             raise RobenchError(f"--{flag} {p}: cannot write in {p.parent} ({e.strerror}); choose another path") from None
-
-
-@contextlib.contextmanager
-def progress_bar(show: bool, total: int, what: str):
-    """A Rich progress bar on stderr; yields ``step()`` to advance it (a no-op when hidden)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, disable=not show, transient=True) as progress:
-        task = progress.add_task(what, total=total)
-        yield lambda: progress.advance(task)
 
 
 def warn(message: str) -> None:
@@ -98,10 +87,6 @@ def evaluate(
     main = is_main_process()  # under torchrun only rank 0 renders and writes
     show = not quiet and not machine and main
 
-    def note(row) -> None:
-        if show:
-            value = f"perplexity {row.attacked_acc:.2f}" if row.metric == "perplexity" else f"{100 * row.attacked_acc:.1f}%"
-            err_console.print(f"  {row.model} · {row.threat}: {value} (n={row.n}, {row.seconds:.2f}s)", highlight=False)
 
     def check_models(loaded) -> None:  # before any work: an output that cannot be made is refused now
         from robench.data.base import LM
@@ -111,11 +96,11 @@ def evaluate(
             raise RobenchError("--plot draws accuracies; language models give perplexity rows, which it does not "
                                "draw yet: drop --plot (the --csv/--json/--markdown exports hold the perplexities)")
 
-    with progress_bar(show, total=0, what="corruptions") as step:
-        rows = run_evaluate(args, on_row=note, on_progress=lambda desc, k, n: step(), on_warning=warn if main else None,
+    with RunDisplay(show, err_console) as display:
+        rows = run_evaluate(args, on_row=lambda row: display.line(row_line(row)), on_progress=display.update,
+                            on_warning=warn if main else None,
                             on_note=(lambda m: sys.stderr.write(f"robench: {m}\n")) if main else None,
-                            on_header=(lambda m: err_console.print(m, highlight=False)) if show else None,
-                            on_models=check_models)
+                            on_header=display.line, on_models=check_models)
     if not main:
         return
     if show:

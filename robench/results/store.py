@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,9 @@ from robench.fileio import atomic_write_text
 from robench.results.records import Record, read_records, write_records
 
 BATCH_KEY = "_batch"
+SECONDS_KEY = "_seconds"
 ROWS_FILE = "rows.json"
+TIMINGS_FILE = "timings.json"  # compute seconds per finished records file
 NOTE_KEYS = ("skipped_unreadable",)  # what a run found out (RecordStore.annotate): in run.json, not in its hash
 
 
@@ -62,6 +65,7 @@ class Journal:
     def __init__(self, path: Path, before_first_write: Callable[[], None] | None = None) -> None:
         self.path = path
         self.before_first_write = before_first_write  # creates --out only once there is something to keep
+        self.seconds = 0.0  # compute time of the complete batches (their markers' "_seconds")
         self.done: dict[int, Record] = self._recover()
 
     def _recover(self) -> dict[int, Record]:
@@ -81,6 +85,7 @@ class Journal:
                     if obj[BATCH_KEY] != len(pending):
                         break
                     done.update((r.id, r) for r in pending)
+                    self.seconds += float(obj.get(SECONDS_KEY, 0.0))
                     pending = []
                     good_end = pos + len(line)
                 else:
@@ -94,9 +99,12 @@ class Journal:
                 os.fsync(f.fileno())
         return done
 
-    def append(self, records: list[Record]) -> None:
-        """Add one batch durably: it is either entirely in the journal after a crash, or not at all."""
-        payload = "".join(json.dumps(asdict(r)) + "\n" for r in records) + json.dumps({BATCH_KEY: len(records)}) + "\n"
+    def append(self, records: list[Record], seconds: float = 0.0) -> None:
+        """Add one batch durably: it is either entirely in the journal after a crash, or not at all.
+        ``seconds``, the batch's compute time, is kept in its marker: a resumed row reports the time
+        the work took, not the time it took to read it back."""
+        marker = {BATCH_KEY: len(records), SECONDS_KEY: round(seconds, 6)}
+        payload = "".join(json.dumps(asdict(r)) + "\n" for r in records) + json.dumps(marker) + "\n"
         new = not self.path.exists()
         if new and self.before_first_write is not None:
             self.before_first_write()
@@ -111,6 +119,7 @@ class Journal:
             raise RobenchError(f"cannot append records to {self.path}: {e.strerror}; free disk space or choose another --out") from None
         for r in records:
             self.done[r.id] = r
+        self.seconds += seconds
 
 
 def config_hash(config: dict) -> str:
@@ -179,21 +188,39 @@ class RecordStore:
 
     def records(self, model: str, spec: str, compute: Callable[[Journal | None], list[Record]]) -> list[Record]:
         """The records of (model, spec): read back when finished before, else ``compute(journal)``
-        (which skips what the journal already holds) and stored."""
+        (which skips what the journal already holds) and stored. ``self.seconds`` is then the
+        compute time of these records, over every run that contributed to them."""
+        start = time.perf_counter()
         if self.out is None:
-            return compute(None)
+            recs = compute(None)
+            self.seconds = time.perf_counter() - start
+            return recs
         path = records_path(self.out, model, spec)
         if path.is_file():
             recs = read_records(path)
             self.resumed += len(recs)
+            self.seconds = float(self._timings().get(path.name, time.perf_counter() - start))
             return recs
         journal = Journal(path.with_name(path.name + ".journal"), self._open)
         self.resumed += len(journal.done)
+        before = journal.seconds
         recs = compute(journal)
+        # the journaled batches' time plus this run's work beyond them (reading the journal back is free)
+        self.seconds = before + (time.perf_counter() - start) if journal.seconds == before else journal.seconds
         self._open()
         write_records(path, recs)
+        self._record_seconds(path.name, self.seconds)
         journal.path.unlink(missing_ok=True)
         return recs
+
+    def _timings(self) -> dict:
+        try:
+            return json.loads((self.out / TIMINGS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _record_seconds(self, name: str, seconds: float) -> None:
+        atomic_write_text(self.out / TIMINGS_FILE, json.dumps({**self._timings(), name: round(seconds, 6)}, indent=1, sort_keys=True) + "\n")
 
     def write_rows(self, rows: list) -> None:
         """The run's rows as ``rows.json`` beside its records (what ``robench merge`` and

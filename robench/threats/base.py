@@ -58,6 +58,10 @@ class Threat:
         threat needs at run time is missing: a package, WordNet, a download. Commands call it before
         any model work, so a long run does not fail after its clean passes. Cheap: imports nothing heavy."""
 
+    def warm_up(self) -> None:
+        """Load what the first attack would otherwise load on the clock (imports, WordNet's index),
+        so that a row's ``seconds`` are the threat's own work. Called untimed before each threat."""
+
     def with_values(self, **changes: Any) -> "Threat":
         """A copy with some parameters changed (only those this threat has)."""
         known = {p.name for p in self.params}

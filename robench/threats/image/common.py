@@ -47,6 +47,9 @@ class TorchattacksThreat(Threat):
     def make_attack(self, model: nn.Module, num_classes: int, seed: int) -> Any:
         raise NotImplementedError
 
+    def warm_up(self) -> None:
+        import torchattacks  # noqa: F401  (~3 s on first import: not the first threat's seconds)
+
     def check_available(self) -> None:
         import importlib.util
 

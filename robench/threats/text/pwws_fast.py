@@ -105,6 +105,11 @@ class PWWSFast(TextThreat):
     def check_available(self) -> None:
         require_nltk_resources()  # WordNet synonyms and NLTK's stopwords
 
+    def warm_up(self) -> None:
+        """WordNet's index and the stopwords (seconds on first use), before the clock starts."""
+        wordnet_synonyms("good")
+        nltk_stopwords()
+
     def attack_texts(self, model, texts, labels, seeds):
         import numpy as np
         import torch

@@ -99,6 +99,13 @@ class TextAttackRecipeThreat(TextThreat):
                                "install it: pip install textattack==0.3.11 (or run scripts/setup.sh)")
         require_nltk_resources()
 
+    def warm_up(self) -> None:
+        """textattack's import (~10 s) and WordNet's index, before the clock starts."""
+        from robench.threats.text.synonyms import wordnet_synonyms
+
+        recipe_classes()
+        wordnet_synonyms("good")
+
     def attack_texts(self, model, texts, labels, seeds):
         import numpy as np
         import torch
