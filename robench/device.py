@@ -74,36 +74,20 @@ def amp_name(spec: str, device: torch.device) -> str:
 
 
 THREADS_ENV = "ROBENCH_THREADS"
-
-
-def default_threads() -> int:
-    """CPU threads when neither ``--threads`` nor ``$ROBENCH_THREADS`` is given.
-
-    One thread per two cores (at least one): the measurements in benchmarks/threads.py found
-    torch's default (one thread per core) collapsing as soon as another job uses a core -- the
-    quickstart went from ~20 s to 215 s on a 2-core machine -- while half the cores keeps most of
-    the idle speed and does not collapse under that load.
-    """
-    return max(1, (os.cpu_count() or 1) // 2)
-
-
 def resolve_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op threads from ``--threads``, else ``$ROBENCH_THREADS``, else
-    ``$OMP_NUM_THREADS`` (torch's own setting, left as it is), else :func:`default_threads`;
-    returns the count (recorded in the run header and config)."""
+    """Set torch's intra-op threads from ``--threads``, else ``$ROBENCH_THREADS``; otherwise leave
+    torch's own count (one per core, or ``$OMP_NUM_THREADS``). Returns the count (recorded in the
+    run header and config)."""
     if threads is None:
         raw = os.environ.get(THREADS_ENV, "").strip()
-        if not raw and os.environ.get("OMP_NUM_THREADS", "").strip():
+        if not raw:
             return torch.get_num_threads()
-        if raw:
-            try:
-                threads = int(raw)
-            except ValueError:
-                raise RobenchError(f"${THREADS_ENV} must be a whole number of threads >= 1, got {raw!r}") from None
-            if threads < 1:
-                raise RobenchError(f"${THREADS_ENV} must be >= 1, got {threads}")
-        else:
-            threads = default_threads()
+        try:
+            threads = int(raw)
+        except ValueError:
+            raise RobenchError(f"${THREADS_ENV} must be a whole number of threads >= 1, got {raw!r}") from None
+        if threads < 1:
+            raise RobenchError(f"${THREADS_ENV} must be >= 1, got {threads}")
     if threads < 1:
         raise RobenchError(f"--threads must be >= 1, got {threads}")
     if torch.get_num_threads() != threads:

@@ -98,7 +98,7 @@ class DiagnoseArgs:
     lengths: str | Sequence[int] = DEFAULT_LENGTHS
     delta: float = 1e-3  # relative size ||dx|| / ||x|| of the attention-sensitivity perturbation
     draws: int = 4  # random inputs per length, averaged
-    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else robench.device.default_threads)
+    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else torch's: one per core)
 
     def __post_init__(self) -> None:
         if not self.models:

@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -67,7 +67,7 @@ class RunArgs:
     crop_pct: float | None = None
     interpolation: str | None = None
     skip_unreadable: bool = False  # leave unreadable images out (listed in the run config) instead of stopping
-    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else robench.device.default_threads)
+    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else torch's: one per core)
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -297,13 +297,14 @@ def note_skipped(job: Job, store: RecordStore, on_warning: Callable[[str], None]
 def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: list[Threat], args: RunArgs,
             store: RecordStore, shard: Shard | None, device: torch.device, results: dict[ResultKey, list[Record]],
             on_progress: Callable[[str, int, int], None] | None, on_warning: Callable[[str], None] | None,
-            ) -> list[tuple[str, str, list[Record], float, int]]:
+            ) -> Iterator[tuple[str, str, list[Record], float, int]]:
     """Every threat of one job after its clean pass (``clean_all``, taking ``clean_seconds``):
-    ``(spec, unit, records, seconds, pooled parts)`` each, the clean threat first."""
+    ``(spec, unit, records, seconds, pooled parts)`` each, the clean threat first, each as soon as
+    it is done (so that its row is shown then)."""
     model, ds = job.model, job.ds
     key = record_key(model.name, ds.part)  # records files: one set per data part
     clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size))
-    todo = [(CLEAN, "none", complete(clean, ds, shard), clean_seconds, 1)]
+    yield CLEAN, "none", complete(clean, ds, shard), clean_seconds, 1
     label = f"{model.name}{f' [{ds.part}]' if ds.part else ''}"
     for threat in threats:
         check_modality(model, threat)
@@ -319,13 +320,12 @@ def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: li
             seconds += store.seconds  # compute time, also of batches a killed run journaled
             results[(model.name, ds.name, ds.split, part.spec)] = recs = complete(recs, ds, shard)
             if len(parts) == 1:
-                todo.append((threat.spec, threat.norm, recs, seconds, 1))
+                yield threat.spec, threat.norm, recs, seconds, 1
         if len(parts) > 1:
             pooled = [r for part in parts for r in results[(model.name, ds.name, ds.split, part.spec)]]
             if shard is None or not shard.distributed:  # a rank's folder keeps its own records only
                 store.write(key, threat.spec, pooled)
-            todo.append((threat.spec, threat.norm, pooled, seconds, len(parts)))
-    return todo
+            yield threat.spec, threat.norm, pooled, seconds, len(parts)
 
 
 def header_lines(jobs: list[Job], device: torch.device) -> dict[tuple[str, str], str]:
@@ -424,9 +424,8 @@ def evaluate(
             on_warning(warning)
         if model.name not in model_checks:  # once per model (ImageNet-C: not once per part)
             model_checks[model.name] = model_flags(model, ds, args.seed, job.feed)
-        todo = run_job(job, clean_all, clean_seconds, threats[modality_of(model)], args, store, shard, device, results,
-                       on_progress, on_warning)
-        for spec, unit, recs, seconds, pooled in todo:
+        for spec, unit, recs, seconds, pooled in run_job(job, clean_all, clean_seconds, threats[modality_of(model)], args,
+                                                         store, shard, device, results, on_progress, on_warning):
             if shard is not None and shard.distributed:
                 seconds = gather_max(seconds)
             row = make_row(job, spec, recs, unit, seconds, args.seed, device)

@@ -92,7 +92,7 @@ class TrainArgs:
     img_size: int | None = None
     workers: int | None = None
     augment: bool = False
-    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else robench.device.default_threads)
+    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else torch's: one per core)
     # Text files: column names (default: detected), a --labels FILE fixing the label order; text
     # tasks (and lm): the vocabulary cap (words, [PAD] and [UNK] included) and the token limit.
     text_column: str | None = None

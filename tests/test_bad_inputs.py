@@ -92,6 +92,11 @@ CATALOGUE: list[Bad] = [
     Bad("images of the wrong shape", (*EV, "--dataset", "{bad}/big_images.safetensors"), "has images of shape (1, 16, 16)"),
     Bad("unknown split", (*EV, "--split", "dev"), "has splits train, test"),
     Bad("truncated MNIST .gz", (*EV, "--dataset", "{bad}/mnist/t10k-images-idx3-ubyte.gz"), "is truncated (the gzip stream ends early)"),
+    Bad("truncated JPEG in an image folder", (*EV[:2], "--dataset", "{bad}/jpegs"),
+        "jpegs/7/img1.jpg cannot be decoded (OSError: Truncated File Read); remove or replace the file"),
+    Bad("truncated JPEG when training on an image folder", ("train", "--task", "{bad}/jpegs", "--eval-data", "{bad}/jpegs",
+                                                            "--variant", "sa", "--img-size", "16", "--out", "{out}/m.safetensors"),
+        "jpegs/7/img1.jpg cannot be decoded (OSError: Truncated File Read); remove or replace the file"),
     Bad("slice with non-integer bounds", (*TXT, "--dataset", "{bad}/dev.tsv[a:b]"), "[a:b] is not a slice of positions"),
     Bad("non-UTF-8 (cp1252) table", (*TXT, "--dataset", "{bad}/cp1252.csv"), "re-encode it as UTF-8, e.g. from Windows' cp1252: iconv -f cp1252"),
     Bad("non-UTF-8 JSON lines", (*TXT, "--dataset", "{bad}/cp1252.jsonl"), "is not UTF-8 text"),
@@ -243,6 +248,17 @@ def bad(tmp_path_factory) -> Path:
     _safetensors_dataset(d / "pixels255.safetensors", x * 255, y)
     _safetensors_dataset(d / "nan_pixels.safetensors", torch.where(x > 0.99, float("nan"), x), y)
     _safetensors_dataset(d / "big_images.safetensors", torch.rand(30, 1, 16, 16), y)
+    from imagetrees import make_tree  # a mixed-size folder with one JPEG cut in half
+
+    jpgs = [f for f in make_tree(d / "jpegs", [str(i) for i in range(10)], 2, seed=12) if f.suffix == ".jpg"]
+    cut = d / "jpegs" / "7" / "img1.jpg"
+    if cut not in jpgs:  # make sure the cut file is a JPEG, whatever mode the generator drew for it
+        for f in (d / "jpegs" / "7").glob("img1.*"):
+            f.unlink()
+        from PIL import Image
+
+        Image.new("RGB", (40, 30), (120, 60, 30)).save(cut, quality=90)
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])
     (d / "empty.pt").write_bytes(b"")
     torch.save({}, d / "nothing.pt")
     (d / "curve.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(256))

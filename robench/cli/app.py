@@ -54,6 +54,11 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
 
 def main() -> None:
     """Console entry point."""
+    # OpenMP's idle threads sleep instead of spinning (before torch is imported, when the policy is
+    # read), unless the user chose a policy. benchmarks/threads.py, 2 cores: torch's default (one
+    # thread per core, spinning) ran 2.2-2.7x slower beside one busy process; passive kept the idle
+    # speed and stayed within 1.35x under that load (one thread: up to 1.29x slower even idle).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from robench.errors import RobenchError
 
     import robench.cli  # noqa: F401  (registers the commands)

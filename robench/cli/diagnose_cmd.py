@@ -22,7 +22,7 @@ def diagnose(
     num_examples: int = typer.Option(64, "-n", "--num-examples", help="Seeded stratified sample size."),
     batch_size: int = typer.Option(64, "--batch-size", help="Examples per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: $ROBENCH_THREADS, else one per two cores)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: $ROBENCH_THREADS, else torch's: one per core, idle OpenMP threads sleeping)."),
     seed: int = typer.Option(0, "--seed", help="Seed for the sample, the noise and the random tokens."),
     noise: Optional[float] = typer.Option(None, "--noise", help="SNR noise: pixel sigma (images) or token replacement rate (text); default 0.1."),
     lengths: str = typer.Option("64,128,256,512,1024,2048", "--lengths", help="Sequence lengths N for attention sensitivity."),

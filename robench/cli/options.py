@@ -44,7 +44,7 @@ RUN_OPTIONS: list[tuple[str, Any, Any]] = [
     ("img_size", Annotated[Optional[int], typer.Option("--img-size", help="Input size overriding the model's (timm data config or card); image files are resized and cropped to it.")], None),
     ("crop_pct", Annotated[Optional[float], typer.Option("--crop-pct", help="Centre-crop fraction overriding the model's: resize to size/crop_pct, crop size (timm's eval transform).")], None),
     ("interpolation", Annotated[Optional[str], typer.Option("--interpolation", help="Resize interpolation overriding the model's: bilinear, bicubic, nearest, lanczos, box, hamming.")], None),
-    ("threads", Annotated[Optional[int], typer.Option("--threads", help="CPU threads for the model and attacks (default: $ROBENCH_THREADS, else one per two cores; shown in the run header, recorded in --out's run.json).")], None),
+    ("threads", Annotated[Optional[int], typer.Option("--threads", help="CPU threads for the model and attacks (default: $ROBENCH_THREADS, else torch's: one per core, idle OpenMP threads sleeping; shown in the run header, recorded in --out's run.json).")], None),
     ("skip_unreadable", Annotated[bool, typer.Option("--skip-unreadable", help="Leave images that cannot be decoded out of the run (listed in --out DIR/run.json and warned about) instead of stopping.")], False),
 ]
 

@@ -3,20 +3,30 @@
 In a terminal: a Rich progress display for the (model, threat) being computed -- its label,
 examples done / total, rate and time left -- with one line per finished row printed above it.
 Elsewhere (CI logs, ``2>log``, slurm): plain lines, each written and flushed as it happens -- one
-per finished row, and a heartbeat every ``HEARTBEAT_SECONDS`` on a long (model, threat) -- so a
+per finished row, and a heartbeat every 30 s (``$ROBENCH_HEARTBEAT``) on a long (model, threat) -- so a
 log is never silent for minutes and keeps every line if the run is interrupted. ``--quiet``
 shows neither (warnings and errors still go to stderr).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
 
 from rich.console import Console
 
-HEARTBEAT_SECONDS = 30.0
+HEARTBEAT_SECONDS = 30.0  # ``$ROBENCH_HEARTBEAT`` overrides it (seconds)
+
+
+def heartbeat_seconds() -> float:
+    """The heartbeat interval of piped output: ``$ROBENCH_HEARTBEAT`` or 30 s."""
+    raw = os.environ.get("ROBENCH_HEARTBEAT", "").strip()
+    try:
+        return max(0.0, float(raw)) if raw else HEARTBEAT_SECONDS
+    except ValueError:
+        return HEARTBEAT_SECONDS
 
 
 def _duration(seconds: float) -> str:
@@ -28,11 +38,11 @@ def _duration(seconds: float) -> str:
 class RunDisplay:
     """Progress and row lines of one command; use as a context manager."""
 
-    def __init__(self, show: bool, console: Console, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, show: bool, console: Console, heartbeat: float | None = None) -> None:
         self.show = show
         self.console = console
         self.live = show and console.is_terminal
-        self.heartbeat = heartbeat
+        self.heartbeat = heartbeat_seconds() if heartbeat is None else heartbeat
         self._progress: Any = None
         self._task: Any = None
         self._what: str | None = None
@@ -58,7 +68,8 @@ class RunDisplay:
         if not self.show:
             return
         now = time.monotonic()
-        if what != self._what:
+        started = what != self._what
+        if started:
             self._what, self._started, self._last = what, now, now
             if self._progress is not None:
                 if self._task is not None:
@@ -69,7 +80,7 @@ class RunDisplay:
         if self._progress is not None:
             self._progress.update(self._task, completed=done, total=total or None,
                                   rate=f"{rate:.1f} ex/s" if done else "")
-        elif now - self._last >= self.heartbeat and done < total:
+        elif not started and now - self._last >= self.heartbeat and done < total:
             left = f", about {_duration((total - done) / rate)} left" if rate > 0 else ""
             self._write(f"robench: {what}: {done}/{total} examples in {_duration(elapsed)} ({rate:.1f}/s{left})")
             self._last = now

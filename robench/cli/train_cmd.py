@@ -27,7 +27,7 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="AdamW peak learning rate (default per task: digits 0.002, wordnet-topics and text tables 0.002, image sources 0.002, lm 0.003)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size (default per task: digits 64, wordnet-topics and text tables 64, image sources 64, lm 32)."),
     device: str = typer.Option("cpu", "--device", help="cpu (bit-reproducible), cuda or auto."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: $ROBENCH_THREADS, else one per two cores); CPU training is bit-reproducible per thread count, recorded in the card."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: $ROBENCH_THREADS, else torch's: one per core, idle OpenMP threads sleeping); CPU training is bit-reproducible per thread count, recorded in the card."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Held-out .tsv/.csv when --task is a file; the test token file with --task lm."),
     train_examples: Optional[int] = typer.Option(None, "--train-examples", help="Train on a seeded stratified sample of this size."),
     data: Optional[str] = typer.Option(None, "--data", help="--task lm: the training token file (one paragraph per line, e.g. wiki.valid.tokens)."),
