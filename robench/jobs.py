@@ -18,7 +18,7 @@ import torch
 from robench.checkpoint.io import card_path_for
 from robench.data.base import IMAGE, Dataset, stratified_sample
 from robench.data.card_paths import card_columns, default_dataset
-from robench.data.labels import align_labels
+from robench.data.labels import align_labels, positional
 from robench.data.loader import Feed, default_workers
 from robench.data.preprocess import Preprocessing, from_contract
 from robench.data.registry import check_split, load_datasets
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
     from robench.evaluate import RunArgs
 
 TOP_K = 5
-
-
-def anonymous(labels: list[str]) -> bool:
-    """Integer label names ("0".."K-1") carry no names to compare."""
-    return list(labels) == [str(i) for i in range(len(labels))]
 
 
 def head_labels(ds: Dataset) -> list[str]:
@@ -67,7 +62,7 @@ def check_labels(model: LoadedModel, ds: Dataset) -> tuple[LoadedModel, Dataset]
         raise RobenchError(f"model {model.name} is a {model.task} model but dataset {ds.name} is {ds.task}")
     k, mine = len(model.labels), list(model.labels)
     space = ds.label_space
-    if space is not None and mine != list(ds.labels) and k == len(space.names) and (mine == list(space.names) or anonymous(mine)):
+    if space is not None and mine != list(ds.labels) and k == len(space.names) and (mine == list(space.names) or positional(mine)):
         if space.restrict:
             return restricted(model, space.indices, ds.labels), ds
         index = torch.tensor(space.indices, dtype=torch.long)

@@ -88,7 +88,7 @@ def attack_records(
         on_batch(finished, total)
     if threat.modality == "image":
         feed = feed or Feed(from_contract(model.card.preprocessing), model.device)
-        loaded = (b for b in feed.batches(ds, [pos for _, pos in batches]))
+        loaded = feed.batches(ds, [pos for _, pos in batches])  # decoded ahead by the workers
     for start, pos in batches:
         began = time.perf_counter()
         if threat.modality == "image":
