@@ -79,6 +79,7 @@ def stage_stream(work: Path, device: str, n: int, batch: int) -> list[tuple]:
 
     from robench.results.records import read_records
     from robench.results.store import records_path
+    from robench.threats.registry import build_threat
 
     source = make_tree(work / "tree", n)
     torch.manual_seed(0)
@@ -102,7 +103,7 @@ def stage_stream(work: Path, device: str, n: int, batch: int) -> list[tuple]:
         rec_bf = read_records(records_path(runs["bf16"][1], row["model"], row["threat"]))
         agree = sum(a.attacked_pred == b.attacked_pred for a, b in zip(rec_off, rec_bf)) / len(rec_off)
         attacked = sum(r.clean_correct for r in rec_off)
-        what = "clean pass" if row["threat"] == "none" else row["threat"]
+        what = "clean pass" if row["threat"] == "none" else build_threat(row["threat"]).short
         table.append((f"stream {what}", row["n"], row["seconds"], row["n"] / row["seconds"] if row["seconds"] else 0.0,
                       f"fp32 {100 * row['attacked_acc']:.1f}% / bf16 {100 * bf['attacked_acc']:.1f}%, agreement "
                       f"{100 * agree:.1f}% ({attacked} attacked; bf16 {bf['n'] / bf['seconds'] if bf['seconds'] else 0:.1f} img/s)"))
