@@ -111,3 +111,24 @@ def test_curve_and_train_on_a_mixed_size_folder(tree, tmp_path, cli):
     proc = cli("evaluate", str(ckpt), "--suite", "clean", "--device", "cpu", "--json", str(tmp_path / "e.json"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "e.json").read_text())[0]["clean_acc"] == round(card["evaluation"]["clean_accuracy"], 6)
+
+
+@pytest.mark.slow
+def test_train_augment_is_timms_transform_and_reproducible(tree, tmp_path, cli):
+    """--augment (timm's train transform in the workers, seeded per epoch) trains reproducibly and
+    differently from the default (no augmentation); in-memory images refuse it."""
+    import hashlib
+
+    def sha(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    base = ("train", "--task", str(tree), "--eval-data", str(tree), "--variant", "sa", "--epochs", "1", "--img-size", "16",
+            "--workers", "1", "--threads", "1", "--quiet")
+    outs = {}
+    for name, extra in (("a", ("--augment",)), ("b", ("--augment",)), ("plain", ())):
+        outs[name] = tmp_path / f"{name}.safetensors"
+        proc = cli(*base, *extra, "--out", str(outs[name]))
+        assert proc.returncode == 0, proc.stderr
+    assert sha(outs["a"]) == sha(outs["b"]) != sha(outs["plain"])
+    proc = cli("train", "--task", "digits", "--variant", "sa", "--augment", "--out", str(tmp_path / "d.safetensors"))
+    assert proc.returncode == 2 and "--augment applies timm's train transform to image files" in proc.stderr
