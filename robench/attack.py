@@ -17,12 +17,12 @@ from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
 from robench.distributed import gather_max
 from robench.evaluate import (
-    CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, owned_clean, resolve_shard, run_config, shard_out,
+    CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
 )
 from robench.jobs import Job, load_spec, prepare, run_clean
 from robench.results.records import Record
 from robench.results.schema import ResultRow
-from robench.results.store import RecordStore
+from robench.results.store import record_key
 from robench.runner import KeepAdv, attack_records, check_modality
 from robench.sanity import attach, model_flags
 from robench.threats.registry import build_threat
@@ -108,19 +108,20 @@ def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None,
                            "(imagenet:DIR/CORRUPTION/SEVERITY) or use `robench evaluate`")
     (job,) = jobs
     model = job.model  # ImageNet-A/R: logits restricted to the dataset's classes
-    store = RecordStore(shard_out(args, shard), run_config("attack", args, [job], [threat.spec], device, shard))
+    store = open_store(args, shard, run_config("attack", args, [job], [threat.spec], device, shard))
     start = time.perf_counter()
     clean_all = run_clean(job, args.batch_size, (lambda d, t: on_progress(f"{model.name} · clean", d, t)) if on_progress else None)
     ds = job.ds  # --skip-unreadable may have left examples out
-    note_skipped(job, store, None)
-    clean = complete(store.records(model.name, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size)), ds, shard)
+    note_skipped(job, store, (lambda m: on_note(f"warning: {m}")) if on_note else None)
+    key = record_key(model.name, ds.part)  # as evaluate stores one part of a dataset with several
+    clean = complete(store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size)), ds, shard)
     clean_row = make_row(job, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
     flags = model_flags(model, ds, args.seed, job.feed)
     on_batch = (lambda d, t: on_progress(f"{model.name} · {threat.short}", d, t)) if on_progress else None
     adv = open_adversarials(args.save_adv, job, threat.spec) if args.save_adv is not None else None
     try:
         threat.warm_up()  # imports and WordNet's index: one-time costs, not the attack's seconds
-        records = complete(store.records(model.name, threat.spec, lambda journal: attack_records(
+        records = complete(store.records(key, threat.spec, lambda journal: attack_records(
             model, ds, threat, clean_all, args.batch_size, args.seed, keep_adv=adv.write if adv else None,
             journal=journal, shard=shard, amp=args.amp, feed=job.feed, on_batch=on_batch)), ds, shard)
         seconds = store.seconds  # compute time, also of batches a killed run journaled

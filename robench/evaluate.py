@@ -152,12 +152,15 @@ def make_row(job: Job, threat: str, records: list[Record], unit: str, seconds: f
              device: torch.device) -> ResultRow:
     """Summarise records into the result schema."""
     model, ds = job.model, job.ds
-    return ResultRow(
+    row = ResultRow(
         model=model.name, checkpoint_sha256=model.sha256, task=model.task, dataset=ds.name, split=ds.split,
         threat=threat, perturbation_unit=unit, seconds=seconds, seed=seed, device=str(device),
         robench_version=__version__, preprocessing=job.preprocessing, dataset_sha256=ds.identity(),
         **summary_fields(records),
     )
+    if threat == CLEAN:  # nothing attacked: "attacked" top-5 is the clean top-5 (robust top-5 would be top-1)
+        row.attacked_top5 = row.clean_top5
+    return row
 
 
 def row_key(row: ResultRow) -> ResultKey:
@@ -246,9 +249,16 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
         "data": data,
         "num_examples": args.num_examples, "seed": args.seed, "batch_size": args.batch_size,
         "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device),
-        "threads": torch.get_num_threads() if device.type == "cpu" else None,  # CPU kernels' sums depend on it
         "robench_version": __version__,
     }
+
+
+def open_store(args: RunArgs, shard: Shard | None, config: dict) -> RecordStore:
+    """The run's records store, with its CPU threads noted in run.json (outside the config hash: a
+    resume or a merge on a machine with another core count still matches)."""
+    store = RecordStore(shard_out(args, shard), config)
+    store.annotate("threads", torch.get_num_threads())
+    return store
 
 
 def resolve_shard(args: RunArgs, device: torch.device) -> tuple[Shard | None, torch.device]:
@@ -406,7 +416,7 @@ def evaluate(
     jobs = prepare(args, models, datasets, on_note=on_note)
     headers = header_lines(jobs, device) if on_header else {}
     all_specs = [t.spec for m in ("image", "text") for t in threats[m]]
-    store = RecordStore(shard_out(args, shard), run_config("evaluate", args, jobs, all_specs, device, shard))
+    store = open_store(args, shard, run_config("evaluate", args, jobs, all_specs, device, shard))
     partial = shard is not None and not shard.distributed  # rows of this process cover only its shard
     rows: list[ResultRow] = []
     results: dict[ResultKey, list[Record]] = {}
@@ -439,10 +449,10 @@ def evaluate(
                 on_header(header)
             if on_row:
                 on_row(row)
-            if spec == CLEAN and job.ds.real_labels is not None and not partial:
+            if spec == CLEAN and job.ds.real_labels is not None:  # re-scored from the records (merge does the same)
                 from robench.data.imagenet_rows import real_row
 
-                rows.append(real_row(row, recs, job.ds))
+                rows.append(real_row(row, recs))
                 if on_row:
                     on_row(rows[-1])
     if store.resumed and on_note:

@@ -68,10 +68,11 @@ def check_labels(model: LoadedModel, ds: Dataset) -> tuple[LoadedModel, Dataset]
         index = torch.tensor(space.indices, dtype=torch.long)
         return model, replace(ds, labels=list(space.names), targets=index[ds.targets], label_space=None)
     if space is not None and not set(ds.labels) & set(mine):
+        takes = (f"a {len(space.names)}-class model with its synset names (or 0..{len(space.names) - 1}) takes"
+                 if k == len(space.names) else f"which a {len(space.names)}-class model takes")
         raise RobenchError(f"model {model.name} has {k} labels but dataset {ds.name} has {len(ds.labels)} "
                            f"({'a subset of' if space.restrict else 'in the label space of'} {space.name}'s "
-                           f"{len(space.names)} classes, which a {len(space.names)}-class model takes); "
-                           "evaluate it on a dataset with the same label set")
+                           f"{len(space.names)} classes, {takes}); evaluate it on a dataset with the same label set")
     return model, align_labels(ds, mine, f"model {model.name}")
 
 
@@ -195,9 +196,9 @@ def prepare(args: "RunArgs", models: list[LoadedModel], datasets: dict | None = 
             if note and on_note and (source, ds.part) not in noted:
                 noted.add((source, ds.part))
                 on_note(note)
-            if ds.real_labels is not None and list(m.labels) != list(part.labels):  # the 1,000 synsets
-                raise RobenchError(f"{ds.name}: ReaL labels score 1,000-class ImageNet models; model {model.name} "
-                                   f"has {len(model.labels)} classes (evaluate it on imagenet:DIR instead)")
+            if ds.real_labels is not None and list(ds.labels) != list(part.labels):  # mapped into another label set
+                raise RobenchError(f"{ds.name}: ReaL labels score models over ImageNet-1k's 1,000 classes; model "
+                                   f"{model.name} has {len(model.labels)} (evaluate it on imagenet:DIR instead)")
             pre = model_preprocessing(m, args) if ds.task == IMAGE else None
             check_inputs(m, ds, pre)
             ds = select_examples(ds, args.num_examples, args.seed)
@@ -273,13 +274,17 @@ def predict(model: LoadedModel, ds: Dataset, batch_size: int, feed: Feed | None 
 
 
 def records_of(ds: Dataset, cp: CleanPass) -> list[Record]:
-    """The clean records of a pass (the threat ``none``: attacked = clean)."""
+    """The clean records of a pass (the threat ``none``: attacked = clean), with each image's ReaL
+    labels as the model's class indices when the data has them (``robench merge`` re-scores from
+    the records alone)."""
+    index = {n: i for i, n in enumerate(ds.labels)}
     out = []
     for j, p in enumerate(cp.positions):
         top5 = None if cp.top5 is None else cp.top5[j].tolist()
         pred = int(cp.preds[j])
+        real = None if ds.real_labels is None else [index[n] for n in ds.real_labels[p] if n in index]
         out.append(Record(id=ds.ids[p], label=int(ds.targets[p]), clean_pred=pred, attacked_pred=pred,
-                          clean_top5=top5, attacked_top5=top5))
+                          clean_top5=top5, attacked_top5=top5, real_labels=real))
     return out
 
 

@@ -18,7 +18,7 @@ from robench.distributed import SHARD_DIR
 from robench.errors import RobenchError
 from robench.results.records import Record, read_records
 from robench.results.schema import ResultRow, read_rows
-from robench.results.store import ROWS_FILE, RecordStore, config_differences, record_key, records_path
+from robench.results.store import NOTE_KEYS, ROWS_FILE, RecordStore, config_differences, record_key, records_path
 from robench.sanity import Flag, attach, row_flags
 
 CLEAN = "none"
@@ -63,7 +63,8 @@ def find_shards(dirs: Sequence[Path]) -> list[ShardDir]:
 
 
 def _run_config(shard: ShardDir) -> dict:
-    return {k: v for k, v in shard.config.items() if k not in ("shard", "config_hash")}
+    """What must be equal across the shards of one run (notes such as the CPU threads may differ)."""
+    return {k: v for k, v in shard.config.items() if k not in ("shard", "config_hash", *NOTE_KEYS)}
 
 
 def check_shards(shards: list[ShardDir]) -> list[ShardDir]:
@@ -128,13 +129,13 @@ def _sizes(config: dict) -> dict[tuple[str, str, str], int]:
 
 def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, str], list[Record]]]:
     """Rows of the whole run, recomputed from the union of its shards' records (and those records)."""
-    from robench.data.imagenet_rows import imagenet_c_rows, is_part_row, is_summary_row, real_row
+    from robench.data.imagenet_rows import has_real_labels, imagenet_c_rows, is_part_row, is_summary_row, real_row
     from robench.evaluate import add_baseline, row_key, set_pooled_n, summary_fields
     from robench.threats.registry import build_threat
 
     shards = check_shards(find_shards(args.dirs))
     config = _run_config(shards[0])
-    sizes = _sizes(config)
+    sizes = _sizes(shards[0].config)  # with the notes: the unreadable images the shards skipped
     templates = read_rows(shards[0].path / ROWS_FILE)
     seconds: dict[tuple[str, str, str, str], float] = {}
     for s in shards:  # a sharded step takes as long as its slowest shard
@@ -162,8 +163,10 @@ def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, s
         if t.threat == CLEAN:
             model_flags[t.model] = _model_flags(t)
         rows.append(row)
-        if t.threat == CLEAN and any(s.dataset == t.dataset + " (ReaL)" and s.model == t.model for s in templates):
-            rows.append(real_row(row, recs, _dataset(t.dataset)))
+        if t.threat == CLEAN:
+            row.attacked_top5 = row.clean_top5  # as evaluate's make_row: nothing attacked
+            if has_real_labels(recs):  # ReaL: re-scored from the merged records
+                rows.append(real_row(row, recs))
     attach(rows, model_flags, row_flags(rows, results))
     if args.baseline is not None:
         add_baseline(rows, results, args.baseline)
@@ -172,15 +175,13 @@ def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, s
     rows += summary
     if args.out is not None:
         store = RecordStore(args.out, {**config, "shard": None})
+        for key in NOTE_KEYS:  # what the shards noted: the same everywhere, or one value per shard
+            values = [s.config[key] for s in shards if key in s.config]
+            if values:
+                store.annotate(key, values[0] if all(v == values[0] for v in values) else values)
         for (model, dataset, split, spec), recs in results.items():
             part = split if dataset.startswith("imagenet-c:") else ""
             store.write(record_key(model, part), spec, recs)
         store.write_rows(rows)
     return rows, results
 
-
-def _dataset(name: str):
-    """The dataset a ReaL row re-scores (its ReaL labels, keyed by example id)."""
-    from robench.data.registry import load_dataset
-
-    return load_dataset(name)

@@ -99,7 +99,7 @@ def attack_records(
             engine.run_slice(pos, start, batch.x, batch.y)
         else:
             engine.run_slice(pos, start)
-        if journal is not None:
+        if journal is not None and not all(ds.ids[p] in journal.done for p in pos):  # keep_adv recomputes journaled ones
             journal.append([records[p] for p in pos], seconds=time.perf_counter() - began)
         finished += len(pos)
         if on_batch:

@@ -196,7 +196,12 @@ def test_dataset_identity_follows_the_used_files(tmp_path):
     st = path.stat()
     path.write_bytes(path.read_bytes()[::-1][::-1])  # same bytes, rewritten: a new modification time
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
-    assert sample_sha() != before
+    after = sample_sha()
+    assert after != before
+    # the labels are part of the identity: the same files under other names are other data
+    relabelled = select_examples(load_dataset(str(tmp_path / "imgs")), 10, 0)
+    relabelled.labels, relabelled.sha256 = [f"c{c}" for c in relabelled.labels], ""
+    assert relabelled.identity() != after
 
 
 def test_corrupt_image_is_one_line_and_skip_unreadable_records_it(tmp_path, cli):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -47,8 +48,16 @@ class RunDisplay:
         self._task: Any = None
         self._what: str | None = None
         self._started = self._last = 0.0
+        self._done = self._done0 = self._total = 0  # done0: already done when it started (a resumed journal)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beats: threading.Thread | None = None
 
     def __enter__(self) -> "RunDisplay":
+        if self.show and not self.live and self.heartbeat > 0:
+            # a timer, not the batches, paces the heartbeat: one long batch must not silence the log
+            self._beats = threading.Thread(target=self._beat_loop, daemon=True)
+            self._beats.start()
         if self.live:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                        TimeRemainingColumn)
@@ -60,6 +69,9 @@ class RunDisplay:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._beats is not None:
+            self._beats.join()
         if self._progress is not None:
             self._progress.stop()
 
@@ -67,33 +79,52 @@ class RunDisplay:
         """``done`` of ``total`` examples of ``what`` (a model and threat) are finished."""
         if not self.show:
             return
-        now = time.monotonic()
-        started = what != self._what
-        if started:
-            self._what, self._started, self._last = what, now, now
+        with self._lock:
+            now = time.monotonic()
+            started = what != self._what
+            if started:
+                self._what, self._started, self._last, self._done0 = what, now, now, done
+                if self._progress is not None:
+                    if self._task is not None:
+                        self._progress.remove_task(self._task)
+                    self._task = self._progress.add_task(what, total=total or None, rate="")
+            self._done, self._total = done, total
             if self._progress is not None:
-                if self._task is not None:
-                    self._progress.remove_task(self._task)
-                self._task = self._progress.add_task(what, total=total or None, rate="")
+                rate = self._rate(now)
+                self._progress.update(self._task, completed=done, total=total or None,
+                                      rate=f"{rate:.1f} ex/s" if done > self._done0 else "")
+            elif not started and self.heartbeat == 0 and done < total:
+                self._beat(now)
+
+    def _rate(self, now: float) -> float:
+        """Examples per second of this run's own work (journaled examples are not counted)."""
         elapsed = now - self._started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        if self._progress is not None:
-            self._progress.update(self._task, completed=done, total=total or None,
-                                  rate=f"{rate:.1f} ex/s" if done else "")
-        elif not started and now - self._last >= self.heartbeat and done < total:
-            left = f", about {_duration((total - done) / rate)} left" if rate > 0 else ""
-            self._write(f"robench: {what}: {done}/{total} examples in {_duration(elapsed)} ({rate:.1f}/s{left})")
-            self._last = now
+        return (self._done - self._done0) / elapsed if elapsed > 0 else 0.0
+
+    def _beat(self, now: float) -> None:
+        rate = self._rate(now)
+        left = f", about {_duration((self._total - self._done) / rate)} left" if rate > 0 else ""
+        self._write(f"robench: {self._what}: {self._done}/{self._total} examples in {_duration(now - self._started)} "
+                    f"({rate:.1f}/s{left})")
+        self._last = now
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(min(1.0, self.heartbeat / 4)):
+            with self._lock:
+                now = time.monotonic()
+                if self._what is not None and self._done < self._total and now - self._last >= self.heartbeat:
+                    self._beat(now)
 
     def line(self, text: str) -> None:
         """One line (a finished row, a header), above the live display or straight to the log."""
         if not self.show:
             return
-        if self._progress is not None:
-            self._progress.console.print(text, highlight=False, markup=False, soft_wrap=True)
-        else:
-            self._write(text)
-        self._last = time.monotonic()
+        with self._lock:
+            if self._progress is not None:
+                self._progress.console.print(text, highlight=False, markup=False, soft_wrap=True)
+            else:
+                self._write(text)
+            self._last = time.monotonic()
 
     @staticmethod
     def _write(text: str) -> None:

@@ -44,13 +44,19 @@ class StreamingImages:
         self.base = 8 + len(raw)
         self.positions: set[int] = set()
         self.committed = False
+        self.tmp = None
         try:
             fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
             self.file = os.fdopen(fd, "w+b")
             self.file.write(len(raw).to_bytes(8, "little") + raw)
-            self.file.truncate(self.base + end)
+            self.file.truncate(self.base + end)  # sparse: the image rows are filled as they come
         except OSError as e:
-            raise RobenchError(f"--save-adv {self.path}: cannot write ({e.strerror}); free disk space or choose another path") from None
+            if self.tmp is not None:
+                Path(self.tmp).unlink(missing_ok=True)
+            raise self._error(e) from None
+
+    def _error(self, e: OSError) -> RobenchError:
+        return RobenchError(f"--save-adv {self.path}: cannot write ({e.strerror}); free disk space or choose another path")
 
     def write(self, positions: list[int], images: torch.Tensor) -> None:
         """Images (``(B, *shape)``, any device) of the examples at ``positions``."""
@@ -64,24 +70,30 @@ class StreamingImages:
             self.file.seek(self.base + offset)
             self.file.write(data)
         except OSError as e:
-            raise RobenchError(f"--save-adv {self.path}: cannot write ({e.strerror}); free disk space or choose another path") from None
+            raise self._error(e) from None
 
     def commit(self, small: dict[str, torch.Tensor]) -> None:
         """Write the label/id/prediction tensors, fsync and rename into place."""
         if len(self.positions) != self.n:
             raise RobenchError(f"--save-adv: {len(self.positions)} of {self.n} images written; the file is incomplete")
         for name in SMALL:
+            if small[name].shape != (self.n,):
+                raise ValueError(f"--save-adv: {name} has shape {tuple(small[name].shape)}, expected ({self.n},)")
             self._at(self.offsets[name], small[name].to(torch.int64).contiguous().numpy().tobytes())
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # what a plain open() would give, as fileio's atomic writes
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise self._error(e) from None
         self.committed = True
 
     def abort(self) -> None:
+        """Remove the temporary file unless committed (a kill -9 leaves it: ``.NAME.*.tmp`` beside NAME)."""
         if not self.committed:
             self.file.close()
             Path(self.tmp).unlink(missing_ok=True)

@@ -69,9 +69,15 @@ class Dataset:
 
     def identity(self) -> str:
         """The data's sha256: content hash in memory; for lazy sources the files' identity
-        (:meth:`ImageSource.identity`), computed once, over the examples kept."""
+        (:meth:`ImageSource.identity`) and the labels, computed once, over the examples kept."""
         if not self.sha256:
-            self.sha256 = self.inputs.identity()
+            if not self.lazy:
+                self.sha256 = content_sha256(self.inputs, self.targets)
+            else:
+                h = hashlib.sha256(self.inputs.identity().encode())
+                h.update("\0".join(self.labels).encode("utf-8"))
+                h.update(self.targets.to(torch.int64).numpy().tobytes())
+                self.sha256 = h.hexdigest()
         return self.sha256
 
     def subset(self, indices: Sequence[int]) -> "Dataset":

@@ -263,9 +263,14 @@ def _corruption_order(name: str) -> tuple[int, str]:
 def imagenet_c_parts(root: Path, name: str) -> list[Dataset]:
     """One lazy dataset per ``CORRUPTION/SEVERITY`` folder present (``part`` = ``"fog/3"``)."""
     parts = []
+    known = [*ALEXNET_ERRORS, *EXTRA_CORRUPTIONS]
+    unknown = [c for c in class_folders(root) if c not in known]
+    if unknown:
+        raise RobenchError(f"imagenet-c:{root}: {', '.join(unknown[:3])} {'is' if len(unknown) == 1 else 'are'} not ImageNet-C "
+                           f"corruption folder(s) ({', '.join(known[:3])}, ...); move them out of the tree")
     for corruption in sorted(class_folders(root), key=_corruption_order):
         for severity in class_folders(root / corruption):
-            if not severity.isdigit():
+            if severity not in ("1", "2", "3", "4", "5"):
                 raise RobenchError(f"imagenet-c:{root}: {corruption}/{severity} is not a severity folder (1..5)")
             ds = folder_dataset(root / corruption / severity, classes=list(synsets()), name=name,
                                 split=f"{corruption}/{severity}")
@@ -284,7 +289,7 @@ def imagenet_c_coverage(parts: list[str]) -> tuple[str, list[str]]:
         c, s = p.split("/")
         have.setdefault(c, set()).add(int(s))
     complete = [c for c in ALEXNET_ERRORS if have.get(c) == set(SEVERITIES)]
-    if len(complete) == len(ALEXNET_ERRORS) and set(have) <= set(ALEXNET_ERRORS) | set(EXTRA_CORRUPTIONS):
+    if len(complete) == len(ALEXNET_ERRORS):  # (the folders are all ImageNet-C's: imagenet_c_parts checks)
         extra = [c for c in have if c not in ALEXNET_ERRORS]
         return "all 15 corruptions x 5 severities" + (f" (+ {len(extra)} extra)" if extra else ""), complete
     partial = [f"{c} {','.join(map(str, sorted(s)))}" for c, s in have.items() if s != set(SEVERITIES)]

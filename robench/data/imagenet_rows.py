@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from robench.data.base import Dataset
 from robench.data.imagenet import ALEXNET_ERRORS, imagenet_c_coverage, mean_corruption_error
 from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
@@ -25,12 +24,13 @@ CLEAN = "none"
 REAL_SUFFIX = " (ReaL)"
 
 
-def real_row(clean_row: ResultRow, records: list[Record], ds: Dataset) -> ResultRow:
-    """The clean row re-scored against the ReaL labels of ``ds`` (label names, so that a model whose
-    classes are some of the synsets is scored in its own index space; ``ds.labels`` are its names)."""
-    index = {n: i for i, n in enumerate(ds.labels)}
-    sets = {i: {index[n] for n in names if n in index} for i, names in zip(ds.ids, ds.real_labels or [])}
-    scored = [(r, sets[r.id]) for r in records if sets.get(r.id)]
+def has_real_labels(records: list[Record]) -> bool:
+    return any(r.real_labels is not None for r in records)
+
+
+def real_row(clean_row: ResultRow, records: list[Record]) -> ResultRow:
+    """The clean row re-scored against the ReaL labels its records carry (class indices)."""
+    scored = [(r, set(r.real_labels)) for r in records if r.real_labels]
     n = len(scored)
     top1 = sum(r.clean_pred in real for r, real in scored)
     top5 = sum(any(p in real for p in (r.clean_top5 or [])) for r, real in scored) if all(r.clean_top5 for r, _ in scored) else None

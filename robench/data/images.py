@@ -140,12 +140,14 @@ def is_image_table(path: Path, columns: dict[str, str | None]) -> bool:
     ``IMAGE_PATH_COLUMNS`` in a table without a text column): read from its first line only."""
     from robench.data.files import TEXT_COLUMNS
 
+    import csv
+
     try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            first = f.readline()
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            first = next(csv.reader(f, delimiter="\t" if path.suffix == ".tsv" else ","), [])
     except OSError:
         return False  # the text-table loader reports a missing or unreadable file
-    header = [h.strip().lower() for h in first.rstrip("\r\n").split("\t" if path.suffix == ".tsv" else ",")]
+    header = [h.strip().lower() for h in first]
     if columns.get("image"):
         return columns["image"].lower() in header
     text = [columns["text"].lower()] if columns.get("text") else list(TEXT_COLUMNS)
@@ -155,9 +157,11 @@ def is_image_table(path: Path, columns: dict[str, str | None]) -> bool:
 def load_image_table(path: Path, columns: dict[str, str | None]) -> Dataset:
     """A CSV/TSV of image paths (relative to the table's folder, or absolute) and labels.
 
-    Labels may be integers 0..K-1 or names (label names: the distinct names in natural order).
-    Nothing is opened here.
+    Labels as in text tables (:func:`robench.data.labels.infer_labels`: integers 0..K-1 are
+    positions, anything else names, sorted). Nothing is opened here.
     """
+    from robench.data.labels import infer_labels
+
     import csv
 
     from robench.fileio import read_text_file
@@ -178,21 +182,15 @@ def load_image_table(path: Path, columns: dict[str, str | None]) -> Dataset:
             continue
         if len(row) != len(header):
             raise RobenchError(f"image table {path} line {line_no}: {len(row)} fields where the header has {len(header)}")
+        if not row[label_col].strip():
+            raise RobenchError(f"image table {path} line {line_no}: the label field is empty; every image needs one")
         files.append(row[image_col].strip())
         raw_labels.append(row[label_col].strip())
-    if all(v.lstrip("-").isdigit() for v in raw_labels):
-        ints = [int(v) for v in raw_labels]
-        if min(ints) < 0:
-            raise RobenchError(f"image table {path}: integer labels must be 0..K-1, found {min(ints)}")
-        labels, targets = [str(i) for i in range(max(ints) + 1)], ints
-    else:
-        labels = sorted(set(raw_labels), key=natural_key)
-        index = {c: i for i, c in enumerate(labels)}
-        targets = [index[v] for v in raw_labels]
+    y, labels = infer_labels(raw_labels, f"image table {path}")
     base = path.resolve().parent  # relative paths are relative to the table; a missing file is
     # reported (by Dataset.identity, one stat per sampled file) before any model work
     ds = Dataset(name=str(path), task=IMAGE, split=path.stem, labels=labels, inputs=ImageFiles(str(base), tuple(files)),
-                 targets=torch.tensor(targets, dtype=torch.long), ids=list(range(len(files))), sha256="")
+                 targets=y, ids=list(range(len(files))), sha256="")
     from robench.data.imagenet import with_label_space
 
     return with_label_space(ds)

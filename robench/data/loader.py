@@ -22,7 +22,7 @@ import torch
 
 from robench.data.base import Dataset
 from robench.data.preprocess import Preprocessing
-from robench.data.sources import ImageSource, UnreadableImage
+from robench.data.sources import ImageSource, UnreadableImage, describe
 from robench.errors import RobenchError
 
 
@@ -39,7 +39,7 @@ def default_workers() -> int:
 def unreadable_error(where: str, reason: str) -> RobenchError:
     return RobenchError(
         f"image {where} cannot be decoded ({reason}); remove or replace the file, or pass --skip-unreadable "
-        "to leave unreadable images out of the run (they are listed in its config)"
+        "to leave unreadable images out of the run (a warning counts them; --out DIR's run.json lists them)"
     )
 
 
@@ -82,7 +82,10 @@ class _Items(torch.utils.data.Dataset):
             img = self.source.load(pos, self.mode)
         except UnreadableImage as e:
             return pos, None, e.where, e.reason
-        x = img if self.transform is None else self.transform(img)
+        try:
+            x = img if self.transform is None else self.transform(img)
+        except Exception as e:  # an image PIL opened but the transform cannot take (a degenerate size)
+            return pos, None, self.source.where(pos), describe(e)
         return pos, x, "", ""
 
 
@@ -127,7 +130,7 @@ class Feed:
                 _, where, reason = failed[0]
                 raise unreadable_error(where, reason)
             if x is None:
-                x = torch.zeros(0, *(self.pre_shape(ds)), dtype=torch.uint8)
+                x = torch.zeros(0, *self.shape(), dtype=torch.uint8)
             if x.dtype != torch.uint8:  # pre-sized float images (--save-adv files): the in-memory checks, per batch
                 check_pixels(x, ds.name)
             x = x.to(self.device, non_blocking=cuda)
@@ -135,10 +138,9 @@ class Feed:
             idx = torch.as_tensor(positions, dtype=torch.long)
             yield Batch(positions, x, ds.targets[idx].to(self.device), failed)
 
-    def pre_shape(self, ds: Dataset) -> tuple[int, ...]:
-        if self.pre is None:
-            return (3, 0, 0)
-        return (self.pre.channels, *self.pre.size)
+    def shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one transformed image (an empty batch still has it)."""
+        return (3, 0, 0) if self.pre is None else (self.pre.channels, *self.pre.size)
 
     def tensor(self, ds: Dataset, positions: Sequence[int] | None = None) -> torch.Tensor:
         """The images at ``positions`` (default: all) as one CPU float tensor: for small probes only."""
@@ -146,4 +148,4 @@ class Feed:
         if isinstance(ds.inputs, torch.Tensor):
             return ds.inputs[torch.as_tensor(positions, dtype=torch.long)]
         parts = [b.x.cpu() for b in self.batches(ds, [positions[i : i + 256] for i in range(0, len(positions), 256)])]
-        return torch.cat(parts) if parts else torch.zeros(0, *self.pre_shape(ds))
+        return torch.cat(parts) if parts else torch.zeros(0, *self.shape())

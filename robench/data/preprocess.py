@@ -37,10 +37,10 @@ class Preprocessing:
     source: str = "card"  # where the fields came from: "card", "timm data config", "--img-size/--crop-pct/--interpolation"
 
     def __post_init__(self) -> None:
-        if not 0 < self.crop_pct <= 1:
-            raise RobenchError(f"--crop-pct must be in (0, 1], got {self.crop_pct}")
+        if not 0 < self.crop_pct <= 1:  # (--crop-pct itself is checked with the run's options)
+            raise RobenchError(f"crop_pct must be in (0, 1], got {self.crop_pct} ({self.source})")
         if self.interpolation not in INTERPOLATIONS:
-            raise RobenchError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+            raise RobenchError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r} ({self.source})")
         if self.crop_mode not in CROP_MODES:
             raise RobenchError(f"crop_mode must be one of {', '.join(CROP_MODES)}, got {self.crop_mode!r}")
         if min(self.size) < 1 or self.channels not in (1, 3):

@@ -45,7 +45,14 @@ def decode(data: bytes, mode: str, where: str):
         with Image.open(io.BytesIO(data)) as im:
             return im.convert(mode)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise UnreadableImage(where, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'cannot decode'}") from None
+        raise UnreadableImage(where, describe(e)) from None
+    except Exception as e:  # PIL's plugins raise other types on corrupt files (struct.error, DecompressionBombError)
+        raise UnreadableImage(where, describe(e)) from None
+
+
+def describe(e: BaseException) -> str:
+    """``Type: first line`` of an exception, for one-line messages."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'cannot decode'}"
 
 
 class ImageSource:

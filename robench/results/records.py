@@ -28,9 +28,12 @@ class Record:
     l2: float = 0.0
     adv_text: str | None = None  # text threats: the adversarial / contaminated text
     # The 5 highest-scoring classes, best first, for models with 6 classes or more (else None).
-    # Examples not attacked (wrong when clean) keep their clean top 5 as attacked_top5.
+    # Examples not attacked (wrong when clean) keep their clean top 5 as attacked_top5, but count
+    # as not robust at top-5 either (robust_top5), as at top-1.
     clean_top5: list[int] | None = None
     attacked_top5: list[int] | None = None
+    # ImageNet ReaL (imagenet-real:DIR): the image's ReaL labels as class indices of the model
+    real_labels: list[int] | None = None
 
     @property
     def clean_correct(self) -> bool:
@@ -46,8 +49,9 @@ class Record:
 
     @property
     def robust_top5(self) -> bool:
-        """The true label is still among the 5 best classes after the attack (see the schema)."""
-        return self.attacked_top5 is not None and self.label in self.attacked_top5
+        """Correct (top-1) when clean, so attacked, and the true label still among the 5 best
+        classes after the threat: like robust top-1, an example wrong when clean is not robust."""
+        return self.clean_correct and self.attacked_top5 is not None and self.label in self.attacked_top5
 
 
 @dataclass

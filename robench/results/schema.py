@@ -54,8 +54,8 @@ class ResultRow:
     # clean / attacked perplexity, lower is better; robench.lm_eval). Files without the column read as accuracy.
     metric: str = "accuracy"
     # Top-5 accuracy clean / under the threat (classifiers with 6 classes or more; empty otherwise).
-    # Robust top-5: the true label is still among the 5 best classes of the kept adversarial input;
-    # examples wrong (top-1) when clean are not attacked and keep their clean top 5.
+    # Robust top-5: correct (top-1) when clean, hence attacked, and the true label still among the
+    # 5 best classes of the kept adversarial input (an example wrong when clean is not robust).
     clean_top5: Optional[float] = None
     attacked_top5: Optional[float] = None
     # What the images went through (resize, crop, interpolation; robench.data.preprocess), and the

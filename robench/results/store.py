@@ -33,7 +33,9 @@ BATCH_KEY = "_batch"
 SECONDS_KEY = "_seconds"
 ROWS_FILE = "rows.json"
 TIMINGS_FILE = "timings.json"  # compute seconds per finished records file
-NOTE_KEYS = ("skipped_unreadable",)  # what a run found out (RecordStore.annotate): in run.json, not in its hash
+# What a run found out or ran with (RecordStore.annotate): in run.json, not in its hash, so a resume
+# or a merge across machines with other core counts still matches.
+NOTE_KEYS = ("skipped_unreadable", "threads")
 
 
 def record_key(model: str, part: str = "") -> str:
@@ -173,17 +175,19 @@ class RecordStore:
         if not meta.is_file():
             atomic_write_text(meta, json.dumps({**self.config, **self.notes}, indent=1, sort_keys=True) + "\n")
 
-    def annotate(self, key: str, value: dict) -> None:
-        """Record what the run found out (e.g. the unreadable images it skipped) in run.json, beside
-        the config: merged into ``key``, outside the config hash, so a resume still matches."""
+    def annotate(self, key: str, value) -> None:
+        """Record what the run found out or ran with (the unreadable images it skipped, its CPU
+        threads) in run.json, beside the config: dicts are merged into ``key``, other values set;
+        outside the config hash, so a resume still matches."""
         assert key in NOTE_KEYS, key
-        merged = {**self.notes.get(key, {}), **value}
-        self.notes[key] = merged
+        if isinstance(value, dict):
+            value = {**self.notes.get(key, {}), **value}
+        self.notes[key] = value
         if self.out is None or not (self.out / "run.json").is_file():
             return  # written with the config on the first record
         meta = self.out / "run.json"
         data = json.loads(meta.read_text())
-        data[key] = {**data.get(key, {}), **merged}
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
         atomic_write_text(meta, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
     def records(self, model: str, spec: str, compute: Callable[[Journal | None], list[Record]]) -> list[Record]:
@@ -196,12 +200,19 @@ class RecordStore:
             self.seconds = time.perf_counter() - start
             return recs
         path = records_path(self.out, model, spec)
+        journal_path = path.with_name(path.name + ".journal")
         if path.is_file():
             recs = read_records(path)
             self.resumed += len(recs)
-            self.seconds = float(self._timings().get(path.name, time.perf_counter() - start))
+            timings = self._timings()
+            if path.name in timings:
+                self.seconds = float(timings[path.name])
+            else:  # killed between writing the records and their time: the journal still has it
+                self.seconds = Journal(journal_path).seconds if journal_path.is_file() else time.perf_counter() - start
+                self._record_seconds(path.name, self.seconds)
+            journal_path.unlink(missing_ok=True)  # (killed before it was removed: its records are in the file)
             return recs
-        journal = Journal(path.with_name(path.name + ".journal"), self._open)
+        journal = Journal(journal_path, self._open)
         self.resumed += len(journal.done)
         before = journal.seconds
         recs = compute(journal)

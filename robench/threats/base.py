@@ -42,6 +42,7 @@ class Threat:
 
     def __init__(self, **values: Any) -> None:
         given = {p.name: values[p.name] for p in self.params if p.name in values}
+        self.given = set(given)  # what the spec set (with_values keeps derived defaults following)
         plain = {p.name: given.get(p.name, p.default) for p in self.params}
         # a derived default (PGD's alpha = eps/4) follows the value its source parameter actually has
         self.values = {p.name: given[p.name] if p.name in given else p.derive(plain) for p in self.params}
@@ -65,7 +66,8 @@ class Threat:
     def with_values(self, **changes: Any) -> "Threat":
         """A copy with some parameters changed (only those this threat has)."""
         known = {p.name for p in self.params}
-        return type(self)(**{**self.values, **{k: v for k, v in changes.items() if k in known}})
+        given = {k: v for k, v in self.values.items() if k in self.given}  # derived ones re-derive (alpha follows eps)
+        return type(self)(**{**given, **{k: v for k, v in changes.items() if k in known}})
 
     @property
     def spec(self) -> str:
