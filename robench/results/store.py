@@ -7,12 +7,16 @@
     the finished records of one (model, threat) in dataset order, written atomically.
 ``DIR/rows.json``
     the rows of the finished run (the same as a ``--json`` export).
+``DIR/timings.json``
+    the compute seconds of each finished records file (a resumed row keeps them).
 ``DIR/MODEL__SPEC.jsonl.journal``
     while that (model, threat) runs: whole batches of records, each closed by a marker line
     ``{"_batch": k}`` and fsynced before the next batch starts. On resume only marked batches
     count; a torn tail (kill -9 or power loss in the middle of a write) is cut off. Since every
     batch is seeded by its position (:func:`robench.runner.batch_seed`), recomputing a lost batch
     gives the records it would have had, so a resumed run ends with exactly the uninterrupted summary.
+
+A run opening ``DIR`` removes the ``.NAME.*.tmp`` files of atomic writes a killed run left there.
 """
 
 from __future__ import annotations
@@ -152,6 +156,8 @@ class RecordStore:
         existing = next(a for a in [out, *out.parents] if a.exists())
         if not existing.is_dir():
             raise RobenchError(f"--out {out}: {existing} is a file, not a directory; choose another --out")
+        for stale in out.glob(".*.tmp") if out.is_dir() else []:
+            stale.unlink(missing_ok=True)  # an atomic write's temp file a killed run left behind
         meta = out / "run.json"
         if meta.is_file():
             try:
