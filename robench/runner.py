@@ -198,7 +198,10 @@ def _attack_texts(model: LoadedModel, ds: Dataset, threat, records: list[Record]
     texts = [ds.inputs[p] for p in pos]
     labels = [int(ds.targets[p]) for p in pos]
     out = threat.attack_texts(model.module, texts, labels, [example_seed(seed, ds.ids[p]) for p in pos])
-    top5 = top_classes(text_probs(model.module, out.adv_texts)) if len(model.labels) > 5 and pos else None
+    probs = out.adv_probs  # what adv_pred came from; a threat that does not say is scored once more
+    if probs is None and len(model.labels) > 5 and pos:
+        probs = text_probs(model.module, out.adv_texts)
+    top5 = None if probs is None else top_classes(probs)
     for j, p in enumerate(pos):
         r = records[p]
         r.attacked_pred = int(out.adv_pred[j])

@@ -215,3 +215,41 @@ def test_query_budget_caps_both_engines_alike(tmp_path, wordnet_available):
         for line in f.read_text().splitlines():
             rec = json.loads(line)
             assert rec["queries"] <= 40
+
+
+def test_text_top5_comes_from_the_probabilities_the_prediction_came_from():
+    """A text model with more than 5 classes gets top-5 in its records: clean from its logits,
+    attacked from the probabilities of the contaminated texts (no second scoring pass needed)."""
+    import torch
+
+    from robench.checkpoint.card import Card
+    from robench.data.base import TEXT, Dataset
+    from robench.data.tokenizer import WordTokenizer
+    from robench.loading import LoadedModel
+    from robench.models import ArchConfig, build_model
+    from robench.models.wrappers import TextClassifier
+    from robench.runner import attack_records
+    from robench.threats.registry import build_threat
+    from robench.threats.text.base import text_probs
+
+    texts = [f"word{i % 7} word{i % 5} common words here number {i % 3}" for i in range(24)]
+    tok = WordTokenizer.build(texts, 12)
+    torch.manual_seed(0)
+    cfg = ArchConfig(family="text", variant="sa", num_classes=8, vocab_size=len(tok), max_length=12,
+                     embed_dim=16, depth=1, num_heads=2)
+    net = build_model(cfg).eval()
+    module = TextClassifier(net, tok)
+    with torch.inference_mode():
+        preds = module.predict_texts(texts).argmax(-1)
+    card = Card(task=TEXT, labels=[str(i) for i in range(8)], architecture=cfg, preprocessing=tok.contract())
+    model = LoadedModel(name="t8", module=module, card=card, sha256="")
+    ds = Dataset(name="t", task=TEXT, split="test", labels=[str(i) for i in range(8)], inputs=texts,
+                 targets=preds.clone(), ids=list(range(24)), sha256="x")  # every example correct when clean
+    clean = clean_records(model, ds, 8)
+    with torch.inference_mode():
+        logits = module.predict_texts(texts)
+    assert [r.clean_top5 for r in clean] == logits.topk(5).indices.tolist()
+    recs = attack_records(model, ds, build_threat("word-swap:rate=0.5"), clean, 8, 0)
+    probs = text_probs(module, [r.adv_text for r in recs])
+    assert [r.attacked_top5 for r in recs] == probs.topk(5).indices.tolist()
+    assert [r.attacked_pred for r in recs] == probs.argmax(-1).tolist()

@@ -15,7 +15,7 @@ untouched). ``--img-size``, ``--crop-pct`` and ``--interpolation`` override eith
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from robench.errors import RobenchError
@@ -92,12 +92,6 @@ class Preprocessing:
         else:
             what = f"fit {resized} {self.interpolation}, pad/crop {size}"
         return f"{what} (crop_pct {self.crop_pct:g}), {mode}"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["size"] = list(self.size)
-        d["mean"] = list(self.mean)
-        return d
 
     def with_overrides(self, img_size: int | None = None, crop_pct: float | None = None,
                        interpolation: str | None = None) -> "Preprocessing":

@@ -39,14 +39,12 @@ def decode(data: bytes, mode: str, where: str):
     ``convert`` forces the decode, so a truncated or corrupt file fails here (as
     ``timm.data.ImageDataset`` loads images: ``Image.open(f).convert(mode)``), not later.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.convert(mode)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise UnreadableImage(where, describe(e)) from None
-    except Exception as e:  # PIL's plugins raise other types on corrupt files (struct.error, DecompressionBombError)
+    except Exception as e:  # OSError and UnidentifiedImageError, but PIL's plugins raise many types on corrupt files
         raise UnreadableImage(where, describe(e)) from None
 
 

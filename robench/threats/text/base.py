@@ -17,6 +17,7 @@ class TextOutcome:
     adv_texts: list[str]
     adv_pred: torch.Tensor  # (B,) prediction on each adversarial text
     queries: torch.Tensor  # (B,) model queries spent per example
+    adv_probs: torch.Tensor | None = None  # (B, classes) the probabilities adv_pred came from (top-5 accuracy)
 
 
 class TextThreat(Threat):

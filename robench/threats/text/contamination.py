@@ -51,8 +51,9 @@ class Contamination(TextThreat):
 
         vocab = [w for w in getattr(model, "tokenizer").vocab if w.isalpha()] if hasattr(model, "tokenizer") else []
         adv = [self.corrupt(t, example_rng(s), vocab) for t, s in zip(texts, seeds)]
-        preds = text_probs(model, adv).argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
-        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.ones(len(adv)))
+        probs = text_probs(model, adv) if adv else None
+        preds = probs.argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
+        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.ones(len(adv)), adv_probs=probs)
 
 
 @register_threat

@@ -199,5 +199,7 @@ class PWWSFast(TextThreat):
 
         # a failed attack keeps the original text, as robench's textattack runs record it (not the last swap tried)
         adv = [s.cur_text if s.done else s.text.text for s in states]
-        preds = torch.stack([cache[t] for t in adv]).argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
-        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor([float(s.queries) for s in states]))
+        probs = torch.stack([cache[t] for t in adv]) if adv else None
+        preds = probs.argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
+        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor([float(s.queries) for s in states]),
+                           adv_probs=probs)

@@ -144,8 +144,9 @@ class TextAttackRecipeThreat(TextThreat):
                 raise RobenchError(f"textattack skipped an example robench classified correctly; the wrapper disagrees with the model ({name})")
             adv.append(result.perturbed_result.attacked_text.text if isinstance(result, SuccessfulAttackResult) else text)
             queries.append(float(result.perturbed_result.num_queries))
-        preds = text_probs(model, adv, self.batch_size).argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
-        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor(queries))
+        probs = text_probs(model, adv, self.batch_size) if adv else None
+        preds = probs.argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
+        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor(queries), adv_probs=probs)
 
 
 _BUDGET = Param("query_budget", "int", 0, "max model queries per example (0 = unlimited)", "queries", low=0, high=10**9)
