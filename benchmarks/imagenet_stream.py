@@ -6,7 +6,7 @@ memory      peak RSS of ``robench evaluate timm:vit_tiny_patch16_224 --dataset T
             fgsm:eps=1/255`` (a fresh subprocess each, the process tree's RSS polled every 20 ms, and
             the main process's own peak from wait4) on a 20,000-image tree vs a 2,000-image tree.
             Goal: within 1.2x.
-throughput  the clean pass over the 2,000-image tree (``robench.jobs.clean_pass``: JPEG decode +
+throughput  the clean pass over the 2,000-image tree (``robench.engine.jobs.clean_pass``: JPEG decode +
             timm's eval transform in the default number of DataLoader workers, uint8 batches, the
             model) vs the same model's forward passes over the same images already decoded into one
             tensor (the limit of this machine). Goal: >= 0.8x.
@@ -132,13 +132,13 @@ def throughput(weights: Path, tree: Path, args) -> dict:
     from robench.data.loader import Feed, default_workers
     from robench.data.preprocess import from_contract
     from robench.data.registry import load_dataset
-    from robench.jobs import clean_pass, head_labels
-    from robench.loading import load_model
+    from robench.engine.jobs import clean_pass, head_labels
+    from robench.models.loading import load_model
 
     torch.set_num_threads(args.threads)
     ds = load_dataset(str(tree))
     model = load_model(f"timm:{MODEL}={weights}", "cpu", labels=head_labels(ds))
-    from robench.jobs import check_labels
+    from robench.engine.jobs import check_labels
 
     model, ds = check_labels(model, ds)
     pre = from_contract(model.card.preprocessing)

@@ -12,11 +12,11 @@ import argparse
 import time
 
 from robench.data.registry import load_dataset
-from robench.jobs import clean_records, select_examples
-from robench.loading import load_model
+from robench.engine.jobs import clean_records, select_examples
+from robench.models.loading import load_model
 from robench.resources.nltk_setup import import_textattack
 from robench.results.records import summarize
-from robench.runner import attack_records
+from robench.engine.runner import attack_records
 from robench.threats.registry import build_threat
 from robench.threats.text.synonyms import wordnet_synonyms
 

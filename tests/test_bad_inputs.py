@@ -191,7 +191,7 @@ def _tiny_language_model(d: Path) -> None:
     """``lm.safetensors`` (+ card) trained for one epoch on ``lm.tokens``, 60 lines of a 30-word language."""
     import random
 
-    from robench.train import TrainArgs, train
+    from robench.training.classifier import TrainArgs, train
 
     rng = random.Random(0)
     words = [f"w{i}" for i in range(30)]
@@ -204,7 +204,7 @@ def _tiny_language_model(d: Path) -> None:
 def bad(tmp_path_factory) -> Path:
     """A folder of prepared bad files (made once for the whole catalogue)."""
     from robench.checkpoint.io import save_checkpoint
-    from robench.loading import load_model
+    from robench.models.loading import load_model
 
     d = tmp_path_factory.mktemp("bad")
     weights, card = ZOO / "digits-vit-sa.safetensors", ZOO / "digits-vit-sa.json"
@@ -309,14 +309,14 @@ def test_bad_input(entry: Bad, bad: Path, tmp_path, capsys):
 def test_refusals_come_before_any_model_work(bad, tmp_path, monkeypatch, capsys):
     """A recipe needing a download, and --plot on a language model, are refused before the clean pass
     (or the perplexity pass): a long run must not fail hours in."""
-    import robench.evaluate
-    import robench.lm_eval
+    import robench.engine.evaluate
+    import robench.lm.perplexity
 
     def no_work(*args, **kwargs):
         raise AssertionError("model work started before the refusal")
 
-    monkeypatch.setattr(robench.evaluate, "prepare", no_work)
-    monkeypatch.setattr(robench.lm_eval, "evaluate_lm", no_work)
+    monkeypatch.setattr(robench.engine.evaluate, "prepare", no_work)
+    monkeypatch.setattr(robench.lm.perplexity, "evaluate_lm", no_work)
     for entry in (CATALOGUE_BY_NAME["textattack recipe needing a download"], CATALOGUE_BY_NAME["--plot on a language model"]):
         code, _, err = run_inprocess(entry.argv(bad, tmp_path), capsys)
         assert code == 2 and entry.fragment in err, err
@@ -360,12 +360,12 @@ def test_ctrl_c_exits_130_with_one_line_and_no_export(tmp_path):
 
 def test_a_bug_is_one_line_exit_1(monkeypatch, capsys):
     """Anything that is not bad input is a bug: one line naming it, exit 1, the traceback on demand."""
-    import robench.evaluate
+    import robench.engine.evaluate
 
     def broken(*args, **kwargs):
         raise ValueError("something robench did not expect")
 
-    monkeypatch.setattr(robench.evaluate, "evaluate", broken)
+    monkeypatch.setattr(robench.engine.evaluate, "evaluate", broken)
     code, _, err = run_inprocess(["evaluate", "digits-vit-sa"], capsys)
     assert_one_line_error(subprocess.CompletedProcess([], code, "", err), "internal error: ValueError: something robench did not expect", 1)
     assert "ROBENCH_DEBUG=1" in err
@@ -373,8 +373,8 @@ def test_a_bug_is_one_line_exit_1(monkeypatch, capsys):
 
 def test_model_in_training_mode_is_refused():
     from robench.errors import RobenchError
-    from robench.evaluate import EvaluateArgs, evaluate
-    from robench.loading import load_model
+    from robench.engine.evaluate import EvaluateArgs, evaluate
+    from robench.models.loading import load_model
 
     model = load_model("digits-vit-sa")
     model.module.train()

@@ -265,7 +265,7 @@ def test_bsa_model_fast_path_equals_exact_path(family):
 
 @pytest.mark.parametrize("name", ["digits-vit-bsa", "digits-vit-bsa-grc", "wordnet-text-bsa", "wordnet-text-bsa-grc"])
 def test_zoo_bsa_checkpoints_take_the_fast_path_and_match_the_exact_path(name):
-    from robench.loading import list_zoo, load_model
+    from robench.models.loading import list_zoo, load_model
 
     if name not in list_zoo():
         pytest.skip(f"{name} not in the zoo")

@@ -13,9 +13,9 @@ import torch
 from conftest import SHARED_DATA, assert_one_line_error
 from robench.data.registry import load_dataset
 from robench.errors import RobenchError
-from robench.loading import LoadedModel, load_model
+from robench.models.loading import LoadedModel, load_model
 from robench.models.wrappers import ImageClassifier
-from robench.probe import probe_preprocessing
+from robench.checks.probe import probe_preprocessing
 
 
 def test_timm_vit_round_trip_identical_logits(tmp_path):

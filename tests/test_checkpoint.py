@@ -14,7 +14,7 @@ from conftest import assert_one_line_error
 from robench.checkpoint.card import Card, image_preprocessing
 from robench.checkpoint.io import load_checkpoint, read_state_dict, save_checkpoint
 from robench.errors import RobenchError
-from robench.loading import load_model
+from robench.models.loading import load_model
 from robench.models import ArchConfig, build_model
 
 

@@ -35,8 +35,8 @@ def test_every_option_has_help_and_train_states_its_per_task_defaults():
     import typer
 
     from robench.cli import app
-    from robench.lm_train import DEFAULTS as LM
-    from robench.train import IMAGE_SOURCE_DEFAULTS as IMAGES, TASKS
+    from robench.lm.train import DEFAULTS as LM
+    from robench.training.classifier import IMAGE_SOURCE_DEFAULTS as IMAGES, TASKS
 
     commands = typer.main.get_command(app).commands
     undocumented = [(name, p.name) for name, c in commands.items() for p in c.params if not getattr(p, "help", None)]
@@ -90,7 +90,7 @@ def test_invalid_export_directory_exit_2_and_no_file(cli, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_zoo_reproduces_cards_and_exports_agree(cli, tmp_path, wordnet_available):
-    from robench.loading import list_zoo, zoo_dir
+    from robench.models.loading import list_zoo, zoo_dir
     from robench.threats.suite import load_suite
 
     zoo = list_zoo()

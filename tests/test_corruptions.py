@@ -63,7 +63,7 @@ def test_corruption_seeding_and_no_batch_crosstalk(name):
 
 
 def test_corruption_all_row_and_mce_from_records(tmp_path):
-    from robench.evaluate import EvaluateArgs, evaluate
+    from robench.engine.evaluate import EvaluateArgs, evaluate
 
     rows = evaluate(EvaluateArgs(models=["digits-vit-bsa"], baseline="digits-vit-sa", threats=["corruption:name=all"],
                                  num_examples=60, device="cpu", out=tmp_path))
@@ -123,8 +123,8 @@ def build_eps(spec: str) -> float:
 
 
 def test_curve_figure_has_one_line_per_model(tmp_path):
-    from robench.curve import CurveArgs, curve
-    from robench.plots import close, plot_curve
+    from robench.engine.curve import CurveArgs, curve
+    from robench.report.plots import close, plot_curve
 
     result = curve(CurveArgs(models=["digits-vit-sa", "digits-vit-bsa", "digits-vit-grc"], threat="corruption:name=contrast",
                              sweep="severity=0,1,3,5", num_examples=40, device="cpu"))

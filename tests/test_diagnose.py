@@ -11,18 +11,18 @@ import torch
 from conftest import assert_one_line_error
 from robench.checkpoint.card import Card
 from robench.data.base import IMAGE, TEXT, Dataset
-from robench.diagnose import (
+from robench.studies.diagnose import (
     CSV_COLUMNS, SENSITIVITY, SNR, UNIFORMITY, DiagnoseArgs, attention_sensitivity, gaussian_pixel_noise,
     grid_shape, hidden_states, layer_diagnostics, parse_lengths, relative_sensitivity, replace_tokens,
     sensitivity_inputs, snr_db, token_coords, token_uniformity,
 )
 from robench.errors import RobenchError
-from robench.loading import LoadedModel, load_model
+from robench.models.loading import LoadedModel, load_model
 from robench.models.attention import Attention
 from robench.models.config import ArchConfig
 from robench.models.vit import RobenchViT
 from robench.models.wrappers import ImageClassifier
-from robench.runner import example_seed
+from robench.engine.runner import example_seed
 
 # ----------------------------------------------------------------------------------------------
 # helpers: tiny hand-built image models (4x4 images, 2x2 patches -> 4 patch tokens + CLS)

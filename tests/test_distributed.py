@@ -117,11 +117,11 @@ def test_shards_partition_every_record_once():
     import torch
 
     from robench.data.base import Dataset
-    from robench.distributed import Shard
-    from robench.evaluate import owned_clean
-    from robench.loading import load_model
+    from robench.engine.distributed import Shard
+    from robench.engine.evaluate import owned_clean
+    from robench.models.loading import load_model
     from robench.results.records import Record
-    from robench.runner import attack_records
+    from robench.engine.runner import attack_records
     from robench.threats.registry import build_threat
 
     model = load_model("digits-vit-sa")

@@ -16,13 +16,13 @@ from torch import nn
 from robench.data.registry import load_dataset
 from robench.device import is_out_of_memory, resolve_amp
 from robench.errors import RobenchError
-from robench.evaluate import EvaluateArgs, evaluate
-from robench.jobs import clean_records, select_examples
-from robench.loading import LoadedModel, load_model
-from robench.probe import probe_preprocessing
+from robench.engine.evaluate import EvaluateArgs, evaluate
+from robench.engine.jobs import clean_records, select_examples
+from robench.models.loading import LoadedModel, load_model
+from robench.checks.probe import probe_preprocessing
 from robench.results.store import Journal
-from robench.runner import attack_records, batch_seed
-from robench.sanity import model_flags
+from robench.engine.runner import attack_records, batch_seed
+from robench.checks.sanity import model_flags
 from robench.threats.monitor import MIN_ROWS
 from robench.threats.registry import build_threat
 

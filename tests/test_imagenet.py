@@ -54,7 +54,7 @@ def _imagenet_c_tree(root, seed=0):
 def test_imagenet_c_rows_and_mce_equal_a_hand_computation(tmp_path, cli):
     from PIL import Image
 
-    from robench.loading import load_model
+    from robench.models.loading import load_model
 
     plan = _imagenet_c_tree(tmp_path / "c")
     names = list(synsets()[:10])

@@ -136,7 +136,7 @@ def _table(path: Path, rows: list[tuple[str, str]], header: str = "sentence,labe
 def test_evaluate_data_missing_classes_matches_direct_predictions(tmp_path, cli):
     """A file lacking the model's class 0, one lacking its last class, and the same with a --labels
     file in another order: clean accuracy equals predictions compared by label name."""
-    from robench.loading import load_model
+    from robench.models.loading import load_model
 
     model = load_model("wordnet-text-sa")
     vocab = [w for w in model.card.preprocessing["vocab"][2:300] if w.isalpha()]

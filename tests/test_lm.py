@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robench.data.lmtext import LMTokenizer
-from robench.lm_eval import contaminate, perplexity
+from robench.lm.corpus import LMTokenizer
+from robench.lm.perplexity import contaminate, perplexity
 from robench.models.config import ArchConfig
 from robench.models.registry import build_model
 from robench.threats.registry import build_threat
@@ -231,7 +231,7 @@ def test_paired_nll_test_equals_the_paired_t_statistic_for_equal_windows():
     per-window differences (scipy), referred to the normal law."""
     from scipy import stats
 
-    from robench.lm_eval import Perplexity, paired_nll_test
+    from robench.lm.perplexity import Perplexity, paired_nll_test
 
     g = torch.Generator().manual_seed(0)
     a = torch.rand(40, generator=g, dtype=torch.float64) * 50 + 100
@@ -273,8 +273,8 @@ def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli
 
 def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
     """diagnose on an LM: windows of the token file, token-replacement SNR, causal sensitivity."""
-    from robench.diagnose import lm_windows
-    from robench.loading import load_model
+    from robench.studies.diagnose import lm_windows
+    from robench.models.loading import load_model
 
     d, out = tiny_checkpoint
     model = load_model(str(out), torch.device("cpu"))
@@ -300,7 +300,7 @@ def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
 
 
 def test_causal_sensitivity_uses_the_causal_mask():
-    from robench.diagnose import attention_sensitivity, relative_sensitivity, sensitivity_inputs
+    from robench.studies.diagnose import attention_sensitivity, relative_sensitivity, sensitivity_inputs
     from robench.models.attention import Attention
 
     torch.manual_seed(0)

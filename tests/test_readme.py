@@ -2,7 +2,7 @@
 
 Every ```python block of README.md is executed verbatim, twice, in one fresh interpreter: the
 library API must work the first time and any time after (``import robench; robench.evaluate(...)``
-next to ``from robench.evaluate import ...``).
+next to ``from robench.engine.evaluate import ...``).
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ def test_readme_python_blocks_run_verbatim_twice_in_one_process():
 def test_evaluate_and_train_are_the_same_callable_modules_either_way():
     code = (
         "import robench\n"
-        "first = robench.evaluate\n"
-        "from robench.evaluate import EvaluateArgs, evaluate\n"
-        "import robench.train\n"
-        "from robench.train import TrainArgs\n"
-        "assert robench.evaluate is first and callable(robench.evaluate) and callable(robench.train)\n"
-        "assert robench.evaluate.evaluate is evaluate and robench.EvaluateArgs is EvaluateArgs\n"
+        "first = robench.engine.evaluate\n"
+        "from robench.engine.evaluate import EvaluateArgs, evaluate\n"
+        "import robench.training.classifier\n"
+        "from robench.training.classifier import TrainArgs\n"
+        "assert robench.engine.evaluate is first and callable(robench.engine.evaluate) and callable(robench.training.classifier)\n"
+        "assert robench.engine.evaluate.evaluate is evaluate and robench.EvaluateArgs is EvaluateArgs\n"
         "assert robench.TrainArgs is TrainArgs\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)

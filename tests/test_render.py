@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from robench.render import leaderboard_tables
+from robench.report.tables import leaderboard_tables
 from robench.results.schema import ResultRow
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from robench.aggregate import aggregate_diagnostics, aggregate_seeds, diagnostics_csv, read_diagnostics, summaries_csv
+from robench.studies.aggregate import aggregate_diagnostics, aggregate_seeds, diagnostics_csv, read_diagnostics, summaries_csv
 from robench.results.schema import read_rows
 
 STUDIES = Path(__file__).resolve().parent.parent / "results" / "studies"

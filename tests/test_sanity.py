@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from robench.evaluate import EvaluateArgs, evaluate
-from robench.loading import load_model
+from robench.engine.evaluate import EvaluateArgs, evaluate
+from robench.models.loading import load_model
 from robench.results.records import Record
 from robench.results.schema import ResultRow
-from robench.sanity import FLAGS, model_flags, row_flags
+from robench.checks.sanity import FLAGS, model_flags, row_flags
 
 
 class _ZeroBackward(torch.autograd.Function):
@@ -70,7 +70,7 @@ def test_planted_models_are_flagged_in_rows_and_exports(kind, expected, tmp_path
     for r in rows:  # model checks concern every row of the model, clean included
         assert set(r.flags.split(";")) == expected, (r.flags, r.flag_notes)
         assert all(f"{code}: " in r.flag_notes for code in expected)
-    from robench.render import leaderboard_tables
+    from robench.report.tables import leaderboard_tables
     from rich.console import Console
 
     console = Console(width=250, record=True)
@@ -83,8 +83,8 @@ def test_planted_models_are_flagged_in_rows_and_exports(kind, expected, tmp_path
 
 def test_no_zoo_model_is_flagged():
     from robench.data.registry import load_dataset
-    from robench.jobs import select_examples
-    from robench.loading import list_zoo
+    from robench.engine.jobs import select_examples
+    from robench.models.loading import list_zoo
 
     zoo = list_zoo()
     assert len(zoo) == 8

@@ -54,7 +54,7 @@ def test_robench_card_with_resize_and_crop_matches_timm_transform(tmp_path, cli)
     """A robench card with crop_pct/interpolation gets exactly timm's eval transform on mixed-size files."""
     from timm.data import create_transform
 
-    from robench.loading import load_model
+    from robench.models.loading import load_model
 
     classes = [str(i) for i in range(10)]
     make_tree(tmp_path / "imgs", classes, 3, seed=1)
@@ -178,7 +178,7 @@ def test_dataset_identity_follows_the_used_files(tmp_path):
     """dataset_sha256 changes when a sampled file is rewritten, not when an unsampled one is."""
     import os
 
-    from robench.jobs import select_examples
+    from robench.engine.jobs import select_examples
 
     make_tree(tmp_path / "imgs", [str(i) for i in range(10)], 3, seed=4)
 

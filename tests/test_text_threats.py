@@ -11,10 +11,10 @@ import pytest
 from conftest import assert_one_line_error
 from robench.data.registry import load_dataset
 from robench.errors import RobenchError
-from robench.jobs import clean_records, select_examples
-from robench.loading import load_model
+from robench.engine.jobs import clean_records, select_examples
+from robench.models.loading import load_model
 from robench.results.records import summarize
-from robench.runner import attack_records
+from robench.engine.runner import attack_records
 from robench.threats.registry import build_threat
 from robench.threats.text.contamination import typo
 from robench.threats.text.words import WordText, changed_word_fraction, words_from_text
@@ -204,7 +204,7 @@ def test_attack_cli_shows_text_pairs_and_records(cli, tmp_path, wordnet_availabl
 
 @pytest.mark.slow
 def test_query_budget_caps_both_engines_alike(tmp_path, wordnet_available):
-    from robench.evaluate import EvaluateArgs, evaluate
+    from robench.engine.evaluate import EvaluateArgs, evaluate
 
     rows = evaluate(EvaluateArgs(models=["wordnet-text-grc"], threats=["pwws", "pwws-fast"], query_budget=40,
                                  num_examples=80, device="cpu", out=tmp_path))
@@ -225,10 +225,10 @@ def test_text_top5_comes_from_the_probabilities_the_prediction_came_from():
     from robench.checkpoint.card import Card
     from robench.data.base import TEXT, Dataset
     from robench.data.tokenizer import WordTokenizer
-    from robench.loading import LoadedModel
+    from robench.models.loading import LoadedModel
     from robench.models import ArchConfig, build_model
     from robench.models.wrappers import TextClassifier
-    from robench.runner import attack_records
+    from robench.engine.runner import attack_records
     from robench.threats.registry import build_threat
     from robench.threats.text.base import text_probs
 

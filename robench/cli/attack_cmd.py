@@ -44,11 +44,11 @@ def attack(
     """Attack one model with one threat: accuracy, success rate, perturbation, queries, time, examples."""
     from rich.table import Table
 
-    from robench.attack import AttackArgs, attack as run_attack
+    from robench.engine.attack import AttackArgs, attack as run_attack
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths({**exports, "save-adv": save_adv}, run["out"])
-    from robench.distributed import is_main_process
+    from robench.engine.distributed import is_main_process
 
     note = (lambda m: sys.stderr.write(f"robench: {m}\n")) if is_main_process() else None
     show = not quiet and not any(str(p) == "-" for p in exports.values() if p is not None) and is_main_process()

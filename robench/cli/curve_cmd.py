@@ -31,18 +31,18 @@ def curve(
     """Evaluate MODELs along a sweep of one threat parameter; print the curve and its AUC."""
     from rich.table import Table
 
-    from robench.curve import CurveArgs, curve as run_curve
+    from robench.engine.curve import CurveArgs, curve as run_curve
     from robench.fileio import atomic_write_text
-    from robench.plots import close, plot_curve
+    from robench.report.plots import close, plot_curve
     from robench.threats.spec import format_number
 
     exports = {"csv": csv, "json": json_}
     check_export_paths({**exports, "auc-csv": auc_csv, "plot": plot}, run["out"])
     args = CurveArgs(models=models, threat=threat, sweep=sweep, **run)
-    from robench.curve import sweep_specs
+    from robench.engine.curve import sweep_specs
 
     _, xs, _ = sweep_specs(threat, sweep)
-    from robench.distributed import is_main_process
+    from robench.engine.distributed import is_main_process
 
     main = is_main_process()  # under torchrun only rank 0 renders and writes
     show = not quiet and str(json_) != "-" and main

@@ -21,7 +21,7 @@ def doctor(
 
     from rich.table import Table
 
-    from robench.doctor import MISSING_REQUIRED, missing_required, run_checks
+    from robench.checks.doctor import MISSING_REQUIRED, missing_required, run_checks
     from robench.resources.wordnet import provision
 
     if fix:

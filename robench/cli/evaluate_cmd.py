@@ -76,9 +76,9 @@ def evaluate(
     run: dict = None,
 ) -> None:
     """Evaluate checkpoints under a threat suite and print a leaderboard (accuracy with 95% Wilson intervals)."""
-    from robench.distributed import is_main_process
-    from robench.evaluate import EvaluateArgs, evaluate as run_evaluate
-    from robench.render import leaderboard_tables
+    from robench.engine.distributed import is_main_process
+    from robench.engine.evaluate import EvaluateArgs, evaluate as run_evaluate
+    from robench.report.tables import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths({**exports, "plot": plot}, run["out"])
@@ -108,7 +108,7 @@ def evaluate(
             out_console.print(table)
     write_exports(rows, exports)
     if plot is not None:
-        from robench.plots import close, plot_leaderboard
+        from robench.report.plots import close, plot_leaderboard
 
         close(plot_leaderboard(rows, plot))
         err_console.print(f"wrote plot -> {plot}")

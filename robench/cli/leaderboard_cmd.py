@@ -20,7 +20,7 @@ def leaderboard(
     markdown: MarkdownExport = None,
 ) -> None:
     """Show stored results as a leaderboard; optionally re-export them."""
-    from robench.render import leaderboard_tables
+    from robench.report.tables import leaderboard_tables
     from robench.results.schema import read_rows
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}

@@ -23,8 +23,8 @@ def merge(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table."),
 ) -> None:
     """Combine the shards of one run, refusing mismatched configs, missing shards and double counting."""
-    from robench.merge import MergeArgs, merge as run_merge
-    from robench.render import leaderboard_tables
+    from robench.engine.merge import MergeArgs, merge as run_merge
+    from robench.report.tables import leaderboard_tables
 
     exports = {"csv": csv, "json": json_, "markdown": markdown}
     check_export_paths(exports, out)

@@ -17,7 +17,7 @@ def models(
     from rich.table import Table
 
     from robench.checkpoint.card import Card
-    from robench.loading import list_zoo, zoo_dir
+    from robench.models.loading import list_zoo, zoo_dir
     from robench.models.config import VARIANTS
     from robench.models.registry import list_families
 

@@ -1,7 +1,7 @@
 """Options shared by every command that evaluates (evaluate, attack, curve), declared once.
 
 ``@run_options`` appends them to a command's signature (Typer reads signatures) and hands the
-command a ready ``run`` dict of :class:`~robench.evaluate.RunArgs` keyword arguments.
+command a ready ``run`` dict of :class:`~robench.engine.evaluate.RunArgs` keyword arguments.
 """
 
 from __future__ import annotations

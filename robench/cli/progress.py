@@ -134,7 +134,7 @@ class RunDisplay:
 
 def row_line(row: Any) -> str:
     """A finished row in one line: model (and data part), the threat's short form, the number."""
-    from robench.render import short_threat
+    from robench.report.tables import short_threat
 
     value = f"perplexity {row.attacked_acc:.2f}" if row.metric == "perplexity" else f"{100 * row.attacked_acc:.1f}%"
     if row.attacked_top5 is not None:

@@ -48,7 +48,7 @@ def train(
 
     from robench.device import resolve_device
     from robench.errors import RobenchError
-    from robench.train import TrainArgs, train as run_train
+    from robench.training.classifier import TrainArgs, train as run_train
 
     dev = resolve_device(device)
     if not out.parent.is_dir():
@@ -61,7 +61,7 @@ def train(
                      max_length=max_length)
     command = shlex.join(["robench", *sys.argv[1:]])
     if task == "lm":  # bad files fail before the progress bar shows
-        from robench.lm_train import read_files
+        from robench.lm.train import read_files
 
         args.resolved()
         read_files(args)

@@ -55,7 +55,7 @@ def is_summary_row(row: ResultRow) -> bool:
 
 def _pooled(template: ResultRow, split: str, parts: list[list[Record]], seconds: float) -> ResultRow:
     """One row over several parts' records; n is the examples per part (as corruption:name=all)."""
-    from robench.evaluate import set_pooled_n, summary_fields
+    from robench.engine.evaluate import set_pooled_n, summary_fields
 
     recs = [r for p in parts for r in p]
     row = replace(template, split=split, seconds=seconds, **summary_fields(recs), mce=None,

@@ -27,7 +27,8 @@ def register_family(name: str) -> Callable[[Builder], Builder]:
 
 def _ensure_builtin() -> None:
     # Importing the modules runs their @register_family decorators.
-    from robench.models import lm, text, vit  # noqa: F401
+    from robench.lm import model  # noqa: F401
+    from robench.models import text, vit  # noqa: F401
 
 
 def list_families() -> list[str]:

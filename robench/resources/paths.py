@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 
+# The checkout robench runs from: its top-level models/ (the zoo) and attacks/ (suites) sit here.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 def robench_home() -> Path:
     """Root of robench's caches and provisioned resources."""
     return Path(os.environ.get("ROBENCH_HOME") or Path.home() / ".cache" / "robench")

@@ -47,11 +47,11 @@ class ResultRow:
     mcnemar_p: Optional[float] = None
     # corruption:name=all rows with --baseline: mean corruption error relative to the baseline
     mce: Optional[float] = None
-    # The sanity battery (robench.sanity): flag codes separated by ";" and one line per flag.
+    # The sanity battery (robench.checks.sanity): flag codes separated by ";" and one line per flag.
     flags: str = ""
     flag_notes: str = ""
     # "accuracy" (classifiers) or "perplexity" (language models: clean_acc / attacked_acc then hold the
-    # clean / attacked perplexity, lower is better; robench.lm_eval). Files without the column read as accuracy.
+    # clean / attacked perplexity, lower is better; robench.lm.perplexity). Files without the column read as accuracy.
     metric: str = "accuracy"
     # Top-5 accuracy clean / under the threat (classifiers with 6 classes or more; empty otherwise).
     # Robust top-5: correct (top-1) when clean, hence attacked, and the true label still among the
@@ -88,7 +88,7 @@ REQUIRED_COLUMNS = [c for c in COLUMNS if c not in BASELINE_COLUMNS + FLAG_COLUM
 
 
 def dataclass_csv(items: Sequence, columns: Sequence[str]) -> str:
-    """CSV of dataclass instances, one column per field in ``columns`` (also robench.aggregate's summaries)."""
+    """CSV of dataclass instances, one column per field in ``columns`` (also robench.studies.aggregate's summaries)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()

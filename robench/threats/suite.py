@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robench.errors import RobenchError
+from robench.resources.paths import REPO_ROOT
 from robench.threats.base import Threat
 from robench.threats.registry import build_threat
 
@@ -21,7 +22,7 @@ MODALITIES = ("image", "text")
 
 
 def suites_dir() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "attacks"
+    return REPO_ROOT / "attacks"
 
 
 @dataclass

@@ -52,7 +52,7 @@ class SeedSummary:
     seeds_better: Optional[int] = None  # seeds where this beats the baseline (higher accuracy / lower perplexity)
     ttest_p: Optional[float] = None  # two-sided paired t-test over seeds (None below 2 seeds or for zero spread)
     # per-seed p vs that seed's baseline from the rows' mcnemar_p ("/"-joined; "" when not evaluated): the exact
-    # McNemar test for accuracy rows, the paired window-clustered test for perplexity rows (robench.lm_eval)
+    # McNemar test for accuracy rows, the paired window-clustered test for perplexity rows (robench.lm.perplexity)
     mcnemar_p: str = ""
 
 
@@ -129,10 +129,10 @@ def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
 
 
 def threat_labels(threats: Sequence[str]) -> dict[str, str]:
-    """Short threat names (:func:`robench.render.short_threat`) that stay distinct within one table: a
+    """Short threat names (:func:`robench.report.tables.short_threat`) that stay distinct within one table: a
     parameter left out at its default is kept where threats of the same name differ in it
     (``word-swap:rate=0.1`` next to ``word-swap:rate=0.05``, not ``word-swap``)."""
-    from robench.render import short_threat
+    from robench.report.tables import short_threat
 
     def params(spec: str) -> dict[str, str]:
         _, _, rest = spec.partition(":")
@@ -184,7 +184,7 @@ def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
 
 def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
     """Grouped bars (mean over seeds) per threat, one bar per model group, a dot per seed; one panel per dataset."""
-    from robench.plots import _figure, _save
+    from robench.report.plots import _figure, _save
 
     plt = _figure()
     keys = list(dict.fromkeys((s.dataset, s.n) for s in summaries))  # one panel per (dataset, n)
@@ -238,7 +238,7 @@ DIAGNOSTIC_SUMMARY_COLUMNS = [f.name for f in fields(DiagnosticSummary)]
 
 def read_diagnostics(path: Path | str) -> list[dict[str, str]]:
     """Rows of a ``robench diagnose --csv`` file (one-line error when it is not one)."""
-    from robench.diagnose import CSV_COLUMNS
+    from robench.studies.diagnose import CSV_COLUMNS
     from robench.fileio import read_text_file
 
     rows = list(csv.DictReader(io.StringIO(read_text_file(path, "diagnostics file"))))
@@ -249,7 +249,7 @@ def read_diagnostics(path: Path | str) -> list[dict[str, str]]:
 
 def is_diagnostics_file(path: Path | str) -> bool:
     """True when the file's header is that of ``robench diagnose --csv``."""
-    from robench.diagnose import CSV_COLUMNS
+    from robench.studies.diagnose import CSV_COLUMNS
 
     try:
         with open(path, encoding="utf-8") as f:

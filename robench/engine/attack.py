@@ -1,4 +1,4 @@
-"""``robench.attack``: one threat on one checkpoint, in detail, optionally saving the adversarials."""
+"""``robench.engine.attack``: one threat on one checkpoint, in detail, optionally saving the adversarials."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from robench.data.loader import Feed
 from robench.data.base import LM as LM_TASK
 from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
-from robench.distributed import gather_max
-from robench.evaluate import (
+from robench.engine.distributed import gather_max
+from robench.engine.evaluate import (
     CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
 )
-from robench.jobs import Job, load_spec, prepare, run_clean
+from robench.engine.jobs import Job, load_spec, prepare, run_clean
 from robench.results.records import Record
 from robench.results.schema import ResultRow
 from robench.results.store import record_key
-from robench.runner import KeepAdv, attack_records, check_modality
-from robench.sanity import attach, model_flags
+from robench.engine.runner import KeepAdv, attack_records, check_modality
+from robench.checks.sanity import attach, model_flags
 from robench.threats.registry import build_threat
 
 

@@ -8,7 +8,7 @@ from typing import Sequence
 from rich.table import Table
 
 from robench.results.schema import ResultRow
-from robench.sanity import FLAGS
+from robench.checks.sanity import FLAGS
 
 CLEAN = "none"
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from robench.distributed import SHARD_DIR
+from robench.engine.distributed import SHARD_DIR
 from robench.errors import RobenchError
 from robench.results.records import Record, read_records
 from robench.results.schema import ResultRow, read_rows
 from robench.results.store import NOTE_KEYS, ROWS_FILE, RecordStore, config_differences, record_key, records_path
-from robench.sanity import Flag, attach, row_flags
+from robench.checks.sanity import Flag, attach, row_flags
 
 CLEAN = "none"
 
@@ -130,7 +130,7 @@ def _sizes(config: dict) -> dict[tuple[str, str, str], int]:
 def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, str], list[Record]]]:
     """Rows of the whole run, recomputed from the union of its shards' records (and those records)."""
     from robench.data.imagenet_rows import has_real_labels, imagenet_c_rows, is_part_row, is_summary_row, real_row
-    from robench.evaluate import add_baseline, row_key, set_pooled_n, summary_fields
+    from robench.engine.evaluate import add_baseline, row_key, set_pooled_n, summary_fields
     from robench.threats.registry import build_threat
 
     shards = check_shards(find_shards(args.dirs))

@@ -1,6 +1,6 @@
 """Perplexity of ``lm`` checkpoints, clean and under text contamination (``robench evaluate``).
 
-**Sliding window.** The evaluation file is one token stream (``robench.data.lmtext``), preceded by
+**Sliding window.** The evaluation file is one token stream (``robench.lm.corpus``), preceded by
 one ``<eos>`` so that its first word is predicted too (as the start of a new line). Windows of the
 model's context ``L`` start every ``stride = L // 2`` tokens; the first window scores all its
 predictions, every later one only the tokens past the previous window's end. So each token of the
@@ -43,7 +43,7 @@ from torch import Tensor
 
 from robench import __version__
 from robench.data.base import LM as TASK
-from robench.data.lmtext import read_lines
+from robench.lm.corpus import read_lines
 from robench.errors import RobenchError
 from robench.fileio import atomic_write_text, sha256_file
 from robench.results.schema import ResultRow
@@ -161,7 +161,7 @@ def _changed(a: list[int], b: list[int]) -> int:
 def contaminate(lines: Sequence[str], threat: Threat, tokenizer, seed: int) -> tuple[list[str], float]:
     """``lines`` rewritten by a contamination threat, line k seeded by ``example_seed(seed, k)``, and the
     fraction of the original tokens (line ends excluded) that changed or disappeared."""
-    from robench.runner import example_seed
+    from robench.engine.runner import example_seed
     from robench.threats.text.contamination import example_rng
 
     vocab = [w for w in tokenizer.vocab if w.isalpha()]
@@ -213,7 +213,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
     ``baseline`` (a model name): paired difference and test against that model (module docstring).
     """
     from robench.data.card_paths import resolve
-    from robench.jobs import card_path
+    from robench.engine.jobs import card_path
 
     check_lm_args(args)
     todo, skipped = lm_threats(threats, bool(args.threats))

@@ -58,7 +58,7 @@ def plot_leaderboard(rows: Sequence[ResultRow], path: Path):
 
     Returns the matplotlib figure (already saved).
     """
-    from robench.render import short_threat
+    from robench.report.tables import short_threat
 
     plt = _figure()
     groups: "OrderedDict[tuple[str, str], list[ResultRow]]" = OrderedDict()

@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from robench.data.base import LM as LM_TASK
 from robench.errors import RobenchError, check_seed
-from robench.loading import LoadedModel
+from robench.models.loading import LoadedModel
 
 UNIFORMITY, SNR, SENSITIVITY = "token_uniformity", "snr", "attention_sensitivity"
 UNITS = {UNIFORMITY: "cosine", SNR: "dB", SENSITIVITY: "ratio"}
@@ -265,7 +265,7 @@ def attention_sensitivity(attn: nn.Module, family: str, lengths: Sequence[int], 
 
 def robench_net(model: LoadedModel) -> nn.Module:
     """The robench network inside a loaded model, or a one-line error for anything else."""
-    from robench.models.lm import RobenchLM
+    from robench.lm.model import RobenchLM
     from robench.models.text import RobenchTextClassifier
     from robench.models.vit import RobenchViT
 
@@ -337,7 +337,7 @@ def _noise_description(model: LoadedModel, level: float) -> str:
 
 def layer_diagnostics(model: LoadedModel, ds, noise: float, seed: int, batch_size: int) -> list[Measurement]:
     """Token uniformity and SNR per layer of ``model`` on the examples of ``ds``."""
-    from robench.runner import example_seed
+    from robench.engine.runner import example_seed
 
     net = robench_net(model)
     image = model.task == "image-classification"
@@ -383,7 +383,7 @@ def lm_windows(model: LoadedModel, name: str, n: int | None, seed: int):
     import numpy as np
 
     from robench.data.base import Dataset, content_sha256
-    from robench.data.lmtext import read_lines
+    from robench.lm.corpus import read_lines
 
     tok = model.module.tokenizer
     context = tok.max_length
@@ -399,7 +399,7 @@ def lm_windows(model: LoadedModel, name: str, n: int | None, seed: int):
 
 
 def _load(spec: str | LoadedModel, device: torch.device) -> LoadedModel:
-    from robench.loading import load_model
+    from robench.models.loading import load_model
 
     if isinstance(spec, LoadedModel):
         model = spec
@@ -419,7 +419,7 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     from robench.device import resolve_device, resolve_threads
     from robench.data.loader import Feed
     from robench.data.preprocess import from_contract
-    from robench.jobs import check_inputs, check_labels, dataset_of, select_examples
+    from robench.engine.jobs import check_inputs, check_labels, dataset_of, select_examples
 
     device = resolve_device(args.device)
     resolve_threads(args.threads)
@@ -460,10 +460,10 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
 def plot_diagnostics(result: DiagnoseResult, path) -> object:
     """Three panels (uniformity per layer, SNR per layer, sensitivity vs N), one line per model.
 
-    Written atomically; returns the matplotlib figure (close it with :func:`robench.plots.close`).
+    Written atomically; returns the matplotlib figure (close it with :func:`robench.report.plots.close`).
     An infinite SNR (noise left the states unchanged) is not drawn.
     """
-    from robench.plots import _figure, _save
+    from robench.report.plots import _figure, _save
 
     plt = _figure()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))

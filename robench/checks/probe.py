@@ -13,7 +13,7 @@ import torch
 from robench.data.base import IMAGE, Dataset, stratified_sample
 from robench.data.loader import Feed
 from robench.data.preprocess import from_contract
-from robench.loading import LoadedModel
+from robench.models.loading import LoadedModel
 from robench.models.wrappers import ImageClassifier
 
 PROBE_SIZE = 200

@@ -65,7 +65,7 @@ class RobenchLM(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """A language model plus its tokenizer (what :func:`robench.loading.wrap` gives for the task)."""
+    """A language model plus its tokenizer (what :func:`robench.models.loading.wrap` gives for the task)."""
 
     partial_logits = True
 

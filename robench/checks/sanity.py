@@ -21,7 +21,7 @@ from robench.results.stats import mcnemar_exact
 if TYPE_CHECKING:
     from robench.data.base import Dataset
     from robench.data.loader import Feed
-    from robench.loading import LoadedModel
+    from robench.models.loading import LoadedModel
     from robench.results.records import Record
     from robench.results.schema import ResultRow
 

@@ -1,4 +1,4 @@
-"""``robench.curve``: accuracy along a sweep of one threat parameter, with 95% intervals and AUC.
+"""``robench.engine.curve``: accuracy along a sweep of one threat parameter, with 95% intervals and AUC.
 
 ``--sweep eps=0,1/255,2/255`` evaluates the threat once per value (any numeric parameter: eps,
 severity, rate, steps, ...). The area under the curve is the trapezoid rule over the swept values,
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from robench.errors import RobenchError
-from robench.evaluate import CLEAN, EvaluateArgs, evaluate
+from robench.engine.evaluate import CLEAN, EvaluateArgs, evaluate
 from robench.results.schema import ResultRow
 from robench.threats.registry import build_threat, threat_classes
 from robench.threats.spec import parse_number, parse_spec

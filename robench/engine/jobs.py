@@ -23,11 +23,11 @@ from robench.data.loader import Feed, default_workers
 from robench.data.preprocess import Preprocessing, from_contract
 from robench.data.registry import check_split, load_datasets
 from robench.errors import RobenchError
-from robench.loading import LoadedModel, load_model
+from robench.models.loading import LoadedModel, load_model
 from robench.results.records import Record
 
 if TYPE_CHECKING:
-    from robench.evaluate import RunArgs
+    from robench.engine.evaluate import RunArgs
 
 TOP_K = 5
 

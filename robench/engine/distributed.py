@@ -1,7 +1,7 @@
 """Sharded evaluation: ``--shard i/n`` for batch schedulers, torch.distributed under torchrun.
 
 The examples of a run are cut into the same fixed batches in every process (slices of the
-correctly classified examples, each seeded by its position, see :mod:`robench.runner`); shard ``i``
+correctly classified examples, each seeded by its position, see :mod:`robench.engine.runner`); shard ``i``
 of ``n`` attacks batches ``i, i+n, i+2n, ...`` and records the examples of those batches, plus the
 not-attacked (misclassified) examples at positions ``p`` with ``p % n == i``, plus the clean records
 of those same examples (:func:`owned_positions`), so all rows of a shard count the same examples.
@@ -49,7 +49,7 @@ class Shard:
 def owned_positions(shard: Shard, clean_correct: list[bool], batch_size: int) -> set[int]:
     """Dataset positions whose records ``shard`` keeps under every threat of a model: the attacked
     (correctly classified) examples of the batches it attacks (slices of ``batch_size`` attacked
-    examples, batch ``k`` owned when ``k % n == i``; :func:`robench.runner.attack_records` cuts the
+    examples, batch ``k`` owned when ``k % n == i``; :func:`robench.engine.runner.attack_records` cuts the
     same slices) and the not-attacked examples at positions ``p % n == i``. The clean records follow
     the same set, so a shard's clean row and its attack rows count the same examples."""
     attacked = [p for p, ok in enumerate(clean_correct) if ok]

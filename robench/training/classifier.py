@@ -29,8 +29,8 @@ from robench.data.registry import load_dataset
 from robench.data.tokenizer import WordTokenizer
 from robench.device import resolve_threads
 from robench.errors import RobenchError
-from robench.jobs import predict
-from robench.loading import LoadedModel, wrap
+from robench.engine.jobs import predict
+from robench.models.loading import LoadedModel, wrap
 from robench.models.config import ArchConfig, variant_parts
 from robench.models.registry import build_model
 
@@ -112,7 +112,7 @@ class TrainArgs:
 
     def resolved(self) -> dict:
         if self.task == "lm":
-            from robench.lm_train import DEFAULTS
+            from robench.lm.train import DEFAULTS
 
             if self.train_examples is not None:
                 raise RobenchError("--train-examples is for classification tasks; use --train-tokens with --task lm")
@@ -276,8 +276,8 @@ def train(
     """
     opts = args.resolved()
     threads = resolve_threads(args.threads)  # CPU training is bit-reproducible per thread count: recorded in the card
-    if args.task == "lm":  # causal language model on a token file: robench.lm_train
-        from robench.lm_train import train_lm
+    if args.task == "lm":  # causal language model on a token file: robench.lm.train
+        from robench.lm.train import train_lm
 
         if on_start:
             on_start()
@@ -390,9 +390,3 @@ def train(
     }
     digest = save_checkpoint(net, card, out)
     return TrainResult(out_path, card, digest, test_acc, time.perf_counter() - start, history)
-
-
-# `robench.train(args)` calls train() above while `from robench.train import ...` keeps working
-from robench import make_callable  # noqa: E402
-
-make_callable(__name__)

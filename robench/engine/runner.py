@@ -12,10 +12,10 @@ from robench.data.base import Dataset
 from robench.data.loader import Feed
 from robench.data.preprocess import from_contract
 from robench.device import is_out_of_memory, resolve_amp
-from robench.distributed import Shard
+from robench.engine.distributed import Shard
 from robench.errors import RobenchError
-from robench.jobs import top_classes
-from robench.loading import LoadedModel
+from robench.engine.jobs import top_classes
+from robench.models.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.store import Journal
 from robench.threats.base import Threat, perturbation_norms
@@ -51,7 +51,7 @@ def attack_records(
     attacked batch, in position order; it needs every batch computed, so it ignores the journal.
     ``on_batch(done, total)`` hears the attacked examples finished so far (journaled ones first).
     With ``shard``, only the batches of that shard are attacked and only its records are returned
-    (in dataset order; see :mod:`robench.distributed`).
+    (in dataset order; see :mod:`robench.engine.distributed`).
 
     ``amp`` (``auto|off|bf16|fp16``, see :func:`robench.device.resolve_amp`) runs the attack's forward
     passes under autocast; the recorded predictions are fp32 ones of the kept adversarial inputs,

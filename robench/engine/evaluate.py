@@ -1,4 +1,4 @@
-"""``robench.evaluate``: every model x every threat -> one :class:`ResultRow` each.
+"""``robench.engine.evaluate``: every model x every threat -> one :class:`ResultRow` each.
 
 One clean pass per model (threat ``none``), then each threat of the suite (or the ``--threat``
 list) for the model's modality, attacking only the examples still correctly classified. Every
@@ -19,17 +19,17 @@ from robench import __version__
 from robench.data.base import LM as LM_TASK, Dataset
 from robench.data.preprocess import INTERPOLATIONS
 from robench.device import AMP_CHOICES, amp_name, resolve_device, resolve_threads
-from robench.distributed import Shard, gather_max, gather_records, init_from_env, owned_positions, parse_shard
+from robench.engine.distributed import Shard, gather_max, gather_records, init_from_env, owned_positions, parse_shard
 from robench.errors import RobenchError, check_seed
-from robench.jobs import Job, load_spec, prepare, run_clean
-from robench.loading import LoadedModel, list_zoo
-from robench.probe import probe_preprocessing
+from robench.engine.jobs import Job, load_spec, prepare, run_clean
+from robench.models.loading import LoadedModel, list_zoo
+from robench.checks.probe import probe_preprocessing
 from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
 from robench.results.stats import mcnemar_exact, wilson_interval
 from robench.results.store import RecordStore, record_key
-from robench.runner import attack_records, check_modality
-from robench.sanity import Flag, attach, model_flags, row_flags
+from robench.engine.runner import attack_records, check_modality
+from robench.checks.sanity import Flag, attach, model_flags, row_flags
 from robench.threats.base import Threat
 from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
@@ -279,7 +279,7 @@ def shard_out(args: RunArgs, shard: Shard | None) -> Path | None:
 
 def owned_clean(clean: list[Record], shard: Shard | None, batch_size: int) -> list[Record]:
     """The clean records this shard keeps (all of them without sharding): those of the examples its
-    attack records cover (:func:`robench.distributed.owned_positions`), so every row of a shard is
+    attack records cover (:func:`robench.engine.distributed.owned_positions`), so every row of a shard is
     about the same examples (a clean n of 25 beside an attack over 49 compared different sets)."""
     if shard is None:
         return clean
@@ -400,10 +400,10 @@ def evaluate(
     models = distinct_models(models, appended_baseline=appended)
     if on_models:
         on_models(models)
-    if any(m.task == LM_TASK for m in models):  # language models: perplexity rows (robench.lm_eval)
+    if any(m.task == LM_TASK for m in models):  # language models: perplexity rows (robench.lm.perplexity)
         if not all(m.task == LM_TASK for m in models):
             raise RobenchError("language models and classifiers cannot be evaluated in one run; evaluate them separately")
-        from robench.lm_eval import evaluate_lm
+        from robench.lm.perplexity import evaluate_lm
 
         return evaluate_lm(args, models, threats, device, on_row=on_row, on_note=on_note, baseline=base_name)
     if args.threats:
@@ -482,9 +482,3 @@ def evaluate(
         on_note(f"shard {shard.index}/{shard.count}: these rows cover only this shard's examples; "
                 f"combine the shards with `robench merge {args.out}`")
     return rows
-
-
-# `robench.evaluate(args)` calls evaluate() above while `from robench.evaluate import ...` keeps working
-from robench import make_callable  # noqa: E402
-
-make_callable(__name__)

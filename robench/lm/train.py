@@ -1,9 +1,9 @@
 """``robench train --task lm``: a causal word-level language model on a token file -> checkpoint + card.
 
-The training file (``--data``) becomes one token stream (``robench.data.lmtext``) cut into
+The training file (``--data``) becomes one token stream (``robench.lm.corpus``) cut into
 consecutive non-overlapping sequences of ``context + 1`` tokens (inputs and shifted targets),
 shuffled per epoch by a seeded generator; loss is the mean next-token cross-entropy. After the
-last epoch the perplexity of ``--eval-data`` (sliding window, ``robench.lm_eval``) goes to the card.
+last epoch the perplexity of ``--eval-data`` (sliding window, ``robench.lm.perplexity``) goes to the card.
 Deterministic on CPU like every ``robench train``.
 """
 
@@ -21,12 +21,12 @@ from robench import __version__
 from robench.checkpoint.card import Card
 from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import LM as TASK
-from robench.data.lmtext import LMTokenizer, read_lines
+from robench.lm.corpus import LMTokenizer, read_lines
 from robench.data.card_paths import locate
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.config import ArchConfig
-from robench.models.lm import LanguageModel
+from robench.lm.model import LanguageModel
 from robench.models.registry import build_model
 
 DEFAULTS = dict(family="lm", epochs=1, embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.0, lr=3e-3,
@@ -43,9 +43,9 @@ def read_files(args) -> tuple[list[str], list[str]]:
 
 
 def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable | None):
-    """Train ``args.variant`` as a language model on ``args.data`` (see :func:`robench.train.train`)."""
-    from robench.lm_eval import perplexity
-    from robench.train import EpochStats, TrainResult
+    """Train ``args.variant`` as a language model on ``args.data`` (see :func:`robench.training.classifier.train`)."""
+    from robench.lm.perplexity import perplexity
+    from robench.training.classifier import EpochStats, TrainResult
 
     device = torch.device(args.device)
     start = time.perf_counter()

@@ -19,6 +19,7 @@ from robench.data.base import IMAGE, LM
 from robench.data.tokenizer import WordTokenizer
 from robench.device import module_device
 from robench.errors import RobenchError
+from robench.resources.paths import REPO_ROOT
 from robench.models.wrappers import ImageClassifier, TextClassifier
 
 
@@ -49,7 +50,7 @@ class LoadedModel:
 def zoo_dir() -> Path:
     """The model zoo: ``$ROBENCH_ZOO`` or the repository's top-level ``models/`` folder."""
     env = os.environ.get("ROBENCH_ZOO")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else REPO_ROOT / "models"
 
 
 def list_zoo() -> list[str]:
@@ -65,8 +66,8 @@ def wrap(net: nn.Module, card: Card) -> nn.Module:
     if card.task == IMAGE:
         return ImageClassifier.from_contract(net, card.preprocessing)
     if card.task == LM:
-        from robench.data.lmtext import LMTokenizer
-        from robench.models.lm import LanguageModel
+        from robench.lm.corpus import LMTokenizer
+        from robench.lm.model import LanguageModel
 
         return LanguageModel(net, LMTokenizer.from_contract(card.preprocessing))
     return TextClassifier(net, WordTokenizer.from_contract(card.preprocessing))
