@@ -41,16 +41,23 @@ def test_readme_python_blocks_run_verbatim_twice_in_one_process():
     assert proc.stdout.strip().endswith("README OK")
 
 
-def test_evaluate_and_train_are_the_same_callable_modules_either_way():
+def test_the_package_exports_the_commands_functions():
+    # robench.evaluate is the engine's function, whether robench.engine.evaluate was imported first or not
     code = (
         "import robench\n"
-        "first = robench.engine.evaluate\n"
+        "first = robench.evaluate\n"
         "from robench.engine.evaluate import EvaluateArgs, evaluate\n"
-        "import robench.training.classifier\n"
-        "from robench.training.classifier import TrainArgs\n"
-        "assert robench.engine.evaluate is first and callable(robench.engine.evaluate) and callable(robench.training.classifier)\n"
-        "assert robench.engine.evaluate.evaluate is evaluate and robench.EvaluateArgs is EvaluateArgs\n"
-        "assert robench.TrainArgs is TrainArgs\n"
+        "from robench.engine.attack import AttackArgs, attack\n"
+        "from robench.training.classifier import TrainArgs, train\n"
+        "assert robench.evaluate is first is evaluate and robench.EvaluateArgs is EvaluateArgs\n"
+        "assert robench.attack is attack and robench.AttackArgs is AttackArgs\n"
+        "assert robench.train is train and robench.TrainArgs is TrainArgs\n"
+        "try:\n"
+        "    robench.no_such_thing\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_thing' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('unknown attribute did not raise')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
