@@ -37,7 +37,8 @@ from robench.device import amp_name, resolve_device  # noqa: E402
 from robench.engine.jobs import clean_records  # noqa: E402
 from robench.models.loading import LoadedModel, load_model  # noqa: E402
 from robench.results.records import Record, summarize  # noqa: E402
-from robench.engine.runner import attack_records, batch_seed  # noqa: E402
+from robench.engine.runner import attack_records
+from robench.seeds import batch_seed  # noqa: E402
 from robench.threats.registry import build_threat  # noqa: E402
 
 

@@ -18,7 +18,7 @@ class RobenchError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-MAX_SEED = 2**63 - 1  # torch and numpy accept every seed in [0, 2**63 - 1]; robench derives batch seeds modulo 2**63
+MAX_SEED = 2**63 - 1  # torch and numpy accept every seed in [0, 2**63 - 1]; robench derives its seeds below 2**63 (robench.seeds)
 
 
 def check_seed(seed: int, flag: str = "--seed") -> None:

@@ -22,7 +22,7 @@ from robench.models.attention import Attention
 from robench.models.config import ArchConfig
 from robench.models.vit import RobenchViT
 from robench.models.wrappers import ImageClassifier
-from robench.engine.runner import example_seed
+from robench.seeds import example_seed
 
 # ----------------------------------------------------------------------------------------------
 # helpers: tiny hand-built image models (4x4 images, 2x2 patches -> 4 patch tokens + CLS)

@@ -21,7 +21,8 @@ from robench.engine.jobs import clean_records, select_examples
 from robench.models.loading import LoadedModel, load_model
 from robench.checks.probe import probe_preprocessing
 from robench.results.store import Journal
-from robench.engine.runner import attack_records, batch_seed
+from robench.engine.runner import attack_records
+from robench.seeds import batch_seed
 from robench.checks.sanity import model_flags
 from robench.threats.monitor import MIN_ROWS
 from robench.threats.registry import build_threat

@@ -42,8 +42,9 @@ def trapezoid_auc(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Trapezoid area under ``ys`` over ``xs`` divided by the x range (one point: its value)."""
     if len(xs) == 1:
         return float(ys[0])
-    area = sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]))
-    return area / (xs[-1] - xs[0])
+    import numpy as np
+
+    return float(np.trapezoid(ys, xs)) / (xs[-1] - xs[0])
 
 
 def sweep_specs(threat: str, sweep: str) -> tuple[str, list[float], list[str]]:

@@ -18,6 +18,7 @@ from robench.engine.jobs import top_classes
 from robench.models.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.store import Journal
+from robench.seeds import batch_seed, example_seed
 from robench.threats.base import Threat, perturbation_norms
 
 
@@ -25,11 +26,6 @@ def check_modality(model: LoadedModel, threat: Threat) -> None:
     modality = "image" if model.task == "image-classification" else "text"
     if threat.modality != modality:
         raise RobenchError(f"threat {threat.name!r} is a {threat.modality} threat but model {model.name} is a {modality} model")
-
-
-def batch_seed(seed: int, start: int) -> int:
-    """Seed of the batch starting at dataset position ``start``: independent of model order."""
-    return (seed * 1_000_003 + start) % (2**63)
 
 
 KeepAdv = Callable[[list[int], torch.Tensor], None]
@@ -183,11 +179,6 @@ class _Engine:
                 f"{self.model.name} · {self.threat.short}: fp32 and {name} autocast disagree on whether "
                 f"{self.disagree} of {self.checked} attacked examples are broken (recorded: fp32); "
                 "rerun with --amp off for attacks computed in fp32")
-
-
-def example_seed(seed: int, example_id: int) -> int:
-    """Per-example seed: the same (seed, id) gives the same randomness in any batch or order."""
-    return (seed * 1_000_003 + example_id * 7_919 + 12_345) % (2**63)
 
 
 def _attack_texts(model: LoadedModel, ds: Dataset, threat, records: list[Record], pos: list[int],

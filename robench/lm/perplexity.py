@@ -47,10 +47,10 @@ from robench.lm.corpus import read_lines
 from robench.errors import RobenchError
 from robench.fileio import atomic_write_text, sha256_file
 from robench.results.schema import ResultRow
+from robench.results.stats import normal_quantile, normal_two_sided_p
 from robench.threats.base import Threat
 
 METRIC = "perplexity"
-Z95 = 1.959963984540054
 TOKENS_PER_BATCH = 8192
 
 
@@ -80,7 +80,8 @@ class Perplexity:
             return self.ppl, self.ppl
         resid = self.nll_sums - self.mean_nll * self.counts.to(torch.float64)
         se = math.sqrt(float(resid.pow(2).sum()) * w / (w - 1)) / self.n
-        return math.exp(self.mean_nll - Z95 * se), math.exp(self.mean_nll + Z95 * se)
+        z = normal_quantile(0.975)
+        return math.exp(self.mean_nll - z * se), math.exp(self.mean_nll + z * se)
 
 
 def paired_nll_test(mine: Perplexity, base: Perplexity) -> float:
@@ -100,7 +101,7 @@ def paired_nll_test(mine: Perplexity, base: Perplexity) -> float:
     se = math.sqrt(float(resid.pow(2).sum()) * w / (w - 1)) / n
     if se == 0:
         return 1.0 if mean == 0 else 0.0
-    return math.erfc(abs(mean / se) / math.sqrt(2))
+    return normal_two_sided_p(mean / se)
 
 
 def windows(t: int, context: int, stride: int) -> list[tuple[int, int, int]]:
@@ -161,7 +162,7 @@ def _changed(a: list[int], b: list[int]) -> int:
 def contaminate(lines: Sequence[str], threat: Threat, tokenizer, seed: int) -> tuple[list[str], float]:
     """``lines`` rewritten by a contamination threat, line k seeded by ``example_seed(seed, k)``, and the
     fraction of the original tokens (line ends excluded) that changed or disappeared."""
-    from robench.engine.runner import example_seed
+    from robench.seeds import example_seed
     from robench.threats.text.contamination import example_rng
 
     vocab = [w for w in tokenizer.vocab if w.isalpha()]

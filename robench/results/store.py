@@ -13,7 +13,7 @@
     while that (model, threat) runs: whole batches of records, each closed by a marker line
     ``{"_batch": k}`` and fsynced before the next batch starts. On resume only marked batches
     count; a torn tail (kill -9 or power loss in the middle of a write) is cut off. Since every
-    batch is seeded by its position (:func:`robench.engine.runner.batch_seed`), recomputing a lost batch
+    batch is seeded by its position (:func:`robench.seeds.batch_seed`), recomputing a lost batch
     gives the records it would have had, so a resumed run ends with exactly the uninterrupted summary.
 
 A run opening ``DIR`` removes the ``.NAME.*.tmp`` files of atomic writes a killed run left there.

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from robench.data.base import LM as LM_TASK
 from robench.errors import RobenchError, check_seed
 from robench.models.loading import LoadedModel
+from robench.seeds import DIAGNOSE, derive_seed
 
 UNIFORMITY, SNR, SENSITIVITY = "token_uniformity", "snr", "attention_sensitivity"
 UNITS = {UNIFORMITY: "cosine", SNR: "dB", SENSITIVITY: "ratio"}
@@ -226,7 +227,7 @@ def token_coords(n: int, family: str) -> Tensor:
 def sensitivity_inputs(n: int, dim: int, delta: float, seed: int, draw: int) -> tuple[Tensor, Tensor]:
     """Draw ``draw`` of length ``n``: ``x`` ``(1, n, dim)`` standard normal (fp64, CPU RNG seeded by
     ``(seed, n, draw)``) and ``dx`` in an independent random direction with ``||dx|| = delta ||x||``."""
-    g = torch.Generator().manual_seed((seed * 1_000_003 + n * 7_919 + draw) % (2**63))
+    g = torch.Generator().manual_seed(derive_seed(seed, DIAGNOSE, n, draw))
     x = torch.randn(1, n, dim, generator=g, dtype=torch.float64)
     u = torch.randn(1, n, dim, generator=g, dtype=torch.float64)
     return x, u * (delta * x.norm() / u.norm())
@@ -337,7 +338,7 @@ def _noise_description(model: LoadedModel, level: float) -> str:
 
 def layer_diagnostics(model: LoadedModel, ds, noise: float, seed: int, batch_size: int) -> list[Measurement]:
     """Token uniformity and SNR per layer of ``model`` on the examples of ``ds``."""
-    from robench.engine.runner import example_seed
+    from robench.seeds import example_seed
 
     net = robench_net(model)
     image = model.task == "image-classification"
