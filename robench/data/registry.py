@@ -25,12 +25,7 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
     return deco
 
 
-def _ensure_builtin() -> None:
-    from robench.data import digits, wordnet_topics  # noqa: F401
-
-
 def list_datasets() -> list[str]:
-    _ensure_builtin()
     return sorted(_DATASETS)
 
 
@@ -83,7 +78,6 @@ def load_dataset(name: str, split: str = "test", columns: dict[str, str | None] 
 def _load_source(name: str, split: str, columns: dict[str, str | None]) -> Dataset:
     from pathlib import Path
 
-    _ensure_builtin()
     path = Path(name)
     from robench.data.imagenet import split_source
 

@@ -26,7 +26,7 @@ from robench.data.card_paths import locate
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.config import ArchConfig
-from robench.lm.model import LanguageModel
+from robench.models.lm import LanguageModel
 from robench.models.registry import build_model
 
 DEFAULTS = dict(family="lm", epochs=1, embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.0, lr=3e-3,

@@ -67,7 +67,7 @@ def wrap(net: nn.Module, card: Card) -> nn.Module:
         return ImageClassifier.from_contract(net, card.preprocessing)
     if card.task == LM:
         from robench.lm.corpus import LMTokenizer
-        from robench.lm.model import LanguageModel
+        from robench.models.lm import LanguageModel
 
         return LanguageModel(net, LMTokenizer.from_contract(card.preprocessing))
     return TextClassifier(net, WordTokenizer.from_contract(card.preprocessing))

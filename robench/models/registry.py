@@ -25,21 +25,13 @@ def register_family(name: str) -> Callable[[Builder], Builder]:
     return deco
 
 
-def _ensure_builtin() -> None:
-    # Importing the modules runs their @register_family decorators.
-    from robench.lm import model  # noqa: F401
-    from robench.models import text, vit  # noqa: F401
-
-
 def list_families() -> list[str]:
     """Names of the registered model families."""
-    _ensure_builtin()
     return sorted(_FAMILIES)
 
 
 def build_model(cfg: ArchConfig) -> nn.Module:
     """Instantiate the architecture described by ``cfg`` (random init)."""
-    _ensure_builtin()
     try:
         builder = _FAMILIES[cfg.family]
     except KeyError:

@@ -266,7 +266,7 @@ def attention_sensitivity(attn: nn.Module, family: str, lengths: Sequence[int], 
 
 def robench_net(model: LoadedModel) -> nn.Module:
     """The robench network inside a loaded model, or a one-line error for anything else."""
-    from robench.lm.model import RobenchLM
+    from robench.models.lm import RobenchLM
     from robench.models.text import RobenchTextClassifier
     from robench.models.vit import RobenchViT
 

@@ -93,12 +93,7 @@ def register_threat(cls: type) -> type:
     return cls
 
 
-def _ensure_builtin() -> None:
-    from robench.threats import image, text  # noqa: F401  (runs the decorators)
-
-
 def threat_classes() -> dict[str, type]:
-    _ensure_builtin()
     return dict(sorted(_THREATS.items()))
 
 
