@@ -1,4 +1,4 @@
-"""The checkpoint card: ``NAME.json`` beside ``NAME.safetensors`` (DESIGN.md section 5).
+"""The checkpoint card: ``NAME.json`` beside ``NAME.safetensors`` (docs/checkpoint-card.md).
 
 The card is plain JSON, read as data only: nothing in it is ever evaluated. It carries what is
 needed to rebuild the model (architecture), to feed it correctly (the preprocessing contract), to

@@ -40,7 +40,7 @@ ResultKey = tuple[str, str, str, str]  # (model, dataset, split, threat spec): w
 
 @dataclass(kw_only=True)
 class RunArgs:
-    """Options every evaluating command shares (DESIGN.md section 2, common options)."""
+    """Options every evaluating command shares (the common options of evaluate, attack and curve)."""
 
     dataset: str | None = None
     split: str = "test"

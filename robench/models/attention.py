@@ -1,6 +1,6 @@
 """Self-attention: standard softmax attention (SA) and Bilateral Self-Attention (BSA).
 
-BSA (DESIGN.md section 6) weighs token j for query i with a bilateral-filter kernel, the product of
+BSA (docs/models.md) weighs token j for query i with a bilateral-filter kernel, the product of
 a content (range) kernel and a position (spatial) kernel::
 
     A_ij = softmax_j( -||q_i - k_j||^2 / h_y  -  ||p_i - p_j||^2 / h_p )
@@ -27,7 +27,7 @@ content logit for a prefix query. Without prefix tokens the last two slots merge
 ``-||k_j||^2/h_y - ||p_j||^2/h_p`` slot (``E = P + 1`` instead of ``P + 3``, P = position dims).
 Zero dims pad the width to a multiple of 4 (CPU) or 8 (CUDA, what the fused kernels want); ``v`` is
 zero-padded to the same width because the flash kernels need equal q/k/v head dims, and the zero
-output columns meet zero columns of the output projection. This beats DESIGN's "scaled query plus
+output columns meet zero columns of the output projection. This beats the textbook "scaled query plus
 an additive bias": no ``(B, H, N, N)`` bias is built, so the flash / memory-efficient kernels run and
 memory stays O(N d); padding and causal masks go to SDPA as a boolean mask or ``is_causal``. The
 per-model position features (:class:`TokenPositions`) are built once per sequence length and shared
@@ -51,7 +51,7 @@ from torch import Tensor, nn
 # Fallback threshold of the expansion. The spatial part of an expanded logit adds terms of size up
 # to 2R, R and R (R = max ||p_i||^2 / h_p over centred positions) to reach a value of size <= R;
 # rounding them costs about 4 R eps absolute on the logit, which is a relative error of that size
-# on the attention weights. DESIGN asks the fast path to agree with the direct formula to 1e-5, so
+# on the attention weights. The tests hold the fast path to the direct formula within 1e-5, so
 # we require 4 R eps <= 1e-5, i.e. R eps <= 2.5e-6: R <= 21 in fp32 (eps = 2^-23), 14x the init
 # value, so h_p may shrink 14x during training before a layer falls back to the exact bias path.
 # (Measured in fp32: the output error against an fp64 reference grows as ~6e-8 R, 1.3e-6 at the

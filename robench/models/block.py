@@ -1,6 +1,6 @@
 """Pre-LayerNorm Transformer block with an optional Generalized Residual Connection (GRC).
 
-GRC (DESIGN.md section 6) boosts the attention sub-layer toward the first block's input ``Y_0``::
+GRC (docs/models.md) boosts the attention sub-layer toward the first block's input ``Y_0``::
 
     X <- (1 - t_l) * (X + Attn(LN(X))) + t_l * Y_0,      t_l = sigmoid(tau_l)
 

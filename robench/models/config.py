@@ -13,7 +13,7 @@ from typing import Any
 
 from robench.errors import RobenchError
 
-# variant name -> (attention kind, residual kind); DESIGN.md section 6.
+# variant name -> (attention kind, residual kind); docs/models.md defines them.
 VARIANTS: dict[str, tuple[str, str]] = {
     "sa": ("sa", "rc"),
     "bsa": ("bsa", "rc"),

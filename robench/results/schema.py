@@ -1,4 +1,4 @@
-"""The one result schema (DESIGN.md section 4) and its CSV / JSON / Markdown exports.
+"""The one result schema (docs/result-schema.md) and its CSV / JSON / Markdown exports.
 
 One :class:`ResultRow` per (model, threat), for every modality. Accuracies are fractions in [0, 1]
 rounded to 6 decimals, so every export of a run carries the same numbers.

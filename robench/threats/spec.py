@@ -1,4 +1,4 @@
-"""Threat specs: ``name`` or ``name:key=value,key=value`` (DESIGN.md section 3).
+"""Threat specs: ``name`` or ``name:key=value,key=value`` (docs/threat-spec.md).
 
 Values may be fractions (``eps=8/255``). The canonical form (sorted keys, every parameter spelled
 out, normalised numbers) is what results store, so two spellings of one threat compare equal.

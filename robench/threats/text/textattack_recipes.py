@@ -18,7 +18,7 @@ from robench.threats.text.base import TextOutcome, TextThreat, text_probs
 if TYPE_CHECKING:  # numpy and torch are imported where attacks run, so listing threats stays fast
     import torch
 
-# recipe -> what it needs that robench cannot provide offline (ENVIRONMENT.md, measured)
+# recipe -> what it needs that robench cannot provide offline (measured without network access)
 NEEDS_DOWNLOAD = {
     "textfooler": "counter-fitted word embeddings and the Universal Sentence Encoder",
     "alzantot": "counter-fitted embeddings and a Google language model",
