@@ -273,7 +273,7 @@ def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli
 
 def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
     """diagnose on an LM: windows of the token file, token-replacement SNR, causal sensitivity."""
-    from robench.studies.diagnose import lm_windows
+    from robench.studies.diagnose.data import lm_windows
     from robench.models.loading import load_model
 
     d, out = tiny_checkpoint
@@ -300,7 +300,7 @@ def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
 
 
 def test_causal_sensitivity_uses_the_causal_mask():
-    from robench.studies.diagnose import attention_sensitivity, relative_sensitivity, sensitivity_inputs
+    from robench.studies.diagnose.metrics import attention_sensitivity, relative_sensitivity, sensitivity_inputs
     from robench.models.attention import Attention
 
     torch.manual_seed(0)
