@@ -5,8 +5,6 @@ language model."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 
@@ -14,9 +12,6 @@ from robench.data.base import LM as LM_TASK, Dataset, content_sha256
 from robench.errors import RobenchError
 from robench.lm.corpus import read_lines
 from robench.models.loading import LoadedModel
-
-if TYPE_CHECKING:
-    from robench.studies.diagnose.run import DiagnoseArgs
 
 
 def lm_windows(model: LoadedModel, name: str, n: int | None, seed: int) -> Dataset:
@@ -35,23 +30,23 @@ def lm_windows(model: LoadedModel, name: str, n: int | None, seed: int) -> Datas
                    ids=[int(i) for i in keep], sha256=content_sha256(x, y))
 
 
-def examples(model: LoadedModel, name: str, source: str, args: "DiagnoseArgs", datasets: dict) -> Dataset:
-    """The examples of ``model`` on ``source`` (named ``name``: see
-    :func:`robench.engine.jobs.dataset_of`), checked before any model work:
+def examples(model: LoadedModel, dataset: str | None, split: str, n: int | None, seed: int, datasets: dict) -> Dataset:
+    """The examples of ``model`` on ``dataset`` (default: its card's, :func:`robench.engine.jobs.dataset_of`),
+    checked before any model work:
     a seeded stratified sample of the split with labels aligned to the model's and image files
-    decoded once as the model's preprocessing feeds them; for a language model, :func:`lm_windows`.
-    ``datasets`` caches the loaded data across models."""
+    decoded once as the model's preprocessing feeds them (``n`` examples, all if None, drawn with
+    ``seed``); for a language model, :func:`lm_windows`. ``datasets`` caches the loaded data across models."""
     from robench.data.imagenet import split_source
     from robench.data.loader import Feed
     from robench.data.registry import check_split
     from robench.engine.evaluate import RunArgs
-    from robench.engine.jobs import dataset_parts, prepare
+    from robench.engine.jobs import dataset_of, dataset_parts, prepare
 
+    name, source = dataset_of(model, dataset)
     if model.task == LM_TASK:  # a token file: windows of the model's context
-        return replace(lm_windows(model, source, args.num_examples, args.seed), name=name)
-    run = RunArgs(dataset=args.dataset, split=args.split, num_examples=args.num_examples, seed=args.seed,
-                  batch_size=args.batch_size, workers=0)
-    check_split(source, args.split)
+        return replace(lm_windows(model, source, n, seed), name=name)
+    run = RunArgs(dataset=dataset, split=split, num_examples=n, seed=seed, workers=0)
+    check_split(source, split)
     if split_source(source) is not None and len(parts := dataset_parts(source, run, datasets)) > 1:
         raise RobenchError(f"{source} has {len(parts)} parts (one per corruption and severity); "
                            "evaluate it with robench evaluate, or pick one folder: imagenet:DIR/CORRUPTION/SEVERITY")

@@ -166,7 +166,6 @@ def layer_diagnostics(model: LoadedModel, ds: Dataset, noise: float, seed: int, 
 def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     """Run the three diagnostics on every model of ``args`` (models and data checked before any work)."""
     from robench.device import resolve_device, resolve_threads
-    from robench.engine.jobs import dataset_of
 
     device = resolve_device(args.device)
     resolve_threads(args.threads)
@@ -174,10 +173,9 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     datasets: dict = {}
     jobs = []
     for model in models:
-        name, source = dataset_of(model, args.dataset)
         noise = DEFAULT_NOISE if args.noise is None else args.noise
         check_noise(model, noise)
-        jobs.append((model, examples(model, name, source, args, datasets), noise))
+        jobs.append((model, examples(model, args.dataset, args.split, args.num_examples, args.seed, datasets), noise))
     result = DiagnoseResult(rows=[])
     for model, ds, noise in jobs:
         net = robench_net(model)
