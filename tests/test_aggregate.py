@@ -10,7 +10,8 @@ import statistics
 import pytest
 
 from conftest import assert_one_line_error
-from robench.studies.aggregate import aggregate_seeds, split_seed, summaries_csv, summaries_markdown
+from robench.report.summaries import summaries_markdown
+from robench.studies.aggregate import aggregate_seeds, split_seed, summaries_csv
 from robench.errors import RobenchError
 from robench.results.schema import ResultRow, export
 
@@ -150,7 +151,7 @@ def test_diagnostics_csvs_aggregate_per_layer_and_length(tmp_path, cli):
 
 
 def test_threat_labels_keep_the_parameters_that_tell_threats_apart():
-    from robench.studies.aggregate import threat_labels
+    from robench.report.summaries import threat_labels
 
     specs = ["none", "word-swap:rate=0.05", "word-swap:rate=0.1", "fgsm:eps=0.1,target=none",
              "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none",

@@ -11,10 +11,13 @@ import torch
 from conftest import assert_one_line_error
 from robench.checkpoint.card import Card
 from robench.data.base import IMAGE, TEXT, Dataset
-from robench.studies.diagnose import (
-    CSV_COLUMNS, SENSITIVITY, SNR, UNIFORMITY, DiagnoseArgs, attention_sensitivity, gaussian_pixel_noise,
-    grid_shape, hidden_states, layer_diagnostics, parse_lengths, relative_sensitivity, replace_tokens,
-    sensitivity_inputs, snr_db, token_coords, token_uniformity,
+from robench.studies.diagnose.hidden import hidden_states
+from robench.studies.diagnose.metrics import (
+    attention_sensitivity, grid_shape, relative_sensitivity, sensitivity_inputs, snr_db, token_coords, token_uniformity,
+)
+from robench.studies.diagnose.noise import gaussian_pixel_noise, replace_tokens
+from robench.studies.diagnose.run import (
+    CSV_COLUMNS, SENSITIVITY, SNR, UNIFORMITY, DiagnoseArgs, layer_diagnostics, parse_lengths,
 )
 from robench.errors import RobenchError
 from robench.models.loading import LoadedModel, load_model

@@ -157,6 +157,23 @@ def test_train_lm_writes_card(tiny_checkpoint):
     assert ev["n"] > 0 and 1 < ev["perplexity"] < len(pre["vocab"]) * 2
 
 
+def test_train_lm_result_is_the_perplexity_of_the_written_checkpoint(tiny_checkpoint, tmp_path):
+    """TrainResult of an LM says perplexity, and it is the reloaded checkpoint's sliding-window perplexity."""
+    from robench.models.loading import load_model
+    from robench.training.classifier import TrainArgs, train
+
+    d, _ = tiny_checkpoint
+    args = TrainArgs(task="lm", variant="sa", data=str(d / "train.tokens"), eval_data=str(d / "test.tokens"),
+                     train_tokens=600, epochs=1, embed_dim=16, depth=1, num_heads=2, threads=1)
+    result = train(args, tmp_path / "lm.safetensors")
+    assert result.metric == "perplexity" and len(result.history) == 1
+    model = load_model(str(result.path), "cpu")
+    tok = model.module.tokenizer
+    stream = tok.stream((d / "test.tokens").read_text(encoding="utf-8").splitlines())
+    assert result.test_metric == pytest.approx(perplexity(model.module, stream, tok.max_length).ppl, rel=1e-12)
+    assert result.card.evaluation["perplexity"] == round(result.test_metric, 6)
+
+
 def test_lm_card_finds_its_test_file_from_another_directory(tiny_checkpoint, cli, tmp_path):
     from conftest import REPO
 
@@ -273,7 +290,7 @@ def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli
 
 def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
     """diagnose on an LM: windows of the token file, token-replacement SNR, causal sensitivity."""
-    from robench.studies.diagnose import lm_windows
+    from robench.studies.diagnose.data import lm_windows
     from robench.models.loading import load_model
 
     d, out = tiny_checkpoint
@@ -300,7 +317,7 @@ def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
 
 
 def test_causal_sensitivity_uses_the_causal_mask():
-    from robench.studies.diagnose import attention_sensitivity, relative_sensitivity, sensitivity_inputs
+    from robench.studies.diagnose.metrics import attention_sensitivity, relative_sensitivity, sensitivity_inputs
     from robench.models.attention import Attention
 
     torch.manual_seed(0)

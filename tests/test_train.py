@@ -121,3 +121,19 @@ def test_train_image_source_bad_input_exit_2(tmp_path, cli, task, extra, fragmen
     proc = cli("train", *fill, "--variant", "sa", "--out", str(tmp_path / "x.safetensors"), "--quiet")
     assert_one_line_error(proc, fragment)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_result_is_the_accuracy_of_the_written_checkpoint(tmp_path):
+    """TrainResult names its metric; the value is what the checkpoint reloaded from disk scores."""
+    from robench.data.registry import load_dataset
+    from robench.engine.jobs import predict
+    from robench.models.loading import load_model
+    from robench.training.classifier import TrainArgs, train
+
+    args = TrainArgs(task="digits", variant="sa", epochs=1, embed_dim=16, depth=1, num_heads=2, train_examples=100, threads=1)
+    result = train(args, tmp_path / "d.safetensors")
+    assert result.metric == "accuracy" and [s.epoch for s in result.history] == [1]
+    test = load_dataset("digits", "test")
+    preds = predict(load_model(str(result.path), "cpu"), test, 128)
+    assert result.test_metric == float((preds == test.targets).sum()) / len(test)
+    assert result.card.evaluation["clean_accuracy"] == result.test_metric

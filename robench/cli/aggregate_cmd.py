@@ -26,10 +26,11 @@ def aggregate(
 
     from rich.table import Table
 
-    from robench.studies.aggregate import aggregate_seeds, is_diagnostics_file, plot_summaries, summaries_csv, summaries_markdown
+    from robench.studies.aggregate import aggregate_seeds, is_diagnostics_file, summaries_csv
+    from robench.report.summaries import summaries_markdown
     from robench.cli.evaluate_cmd import check_export_paths, write_text_export
     from robench.errors import RobenchError
-    from robench.report.plots import close
+    from robench.report.plots import close, plot_summaries
     from robench.report.tables import short_threat
     from robench.results.schema import read_rows
 
@@ -69,7 +70,8 @@ def aggregate(
 def _diagnostics(paths: List[Path], baseline: Optional[str], seed_pattern: str, csv: Optional[Path],
                  markdown: Optional[Path], plot: Optional[Path], quiet: bool) -> None:
     """``robench diagnose`` CSVs: mean ± sd over seeds per model group, diagnostic and layer (or N)."""
-    from robench.studies.aggregate import aggregate_diagnostics, diagnostics_csv, diagnostics_markdown, read_diagnostics
+    from robench.studies.aggregate import aggregate_diagnostics, diagnostics_csv, read_diagnostics
+    from robench.report.summaries import diagnostics_markdown
     from robench.cli.evaluate_cmd import write_text_export
     from robench.errors import RobenchError
 

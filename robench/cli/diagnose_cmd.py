@@ -35,8 +35,8 @@ def diagnose(
     from rich.table import Table
 
     from robench.cli.evaluate_cmd import check_export_paths, write_text_export
-    from robench.studies.diagnose import SENSITIVITY, SNR, UNIFORMITY, DiagnoseArgs, diagnose as run_diagnose, plot_diagnostics
-    from robench.report.plots import close
+    from robench.report.plots import close, plot_diagnostics
+    from robench.studies.diagnose.run import SENSITIVITY, SNR, UNIFORMITY, DiagnoseArgs, diagnose as run_diagnose
 
     check_export_paths({"csv": csv, "plot": plot})
     args = DiagnoseArgs(models=models, dataset=dataset, split=split, num_examples=num_examples, batch_size=batch_size, threads=threads,

@@ -90,12 +90,12 @@ def train(
     if not quiet and args.task == "lm":
         ev = result.card.evaluation
         out_console.print(
-            f"{result.path}: test perplexity {result.test_accuracy:.2f} on {ev['dataset']} (n={ev['n']} tokens), "
+            f"{result.path}: test perplexity {result.test_metric:.2f} on {ev['dataset']} (n={ev['n']} tokens), "
             f"{result.card.params:,} params, sha256 {result.sha256[:16]}…, {result.seconds:.1f}s"
         )
     elif not quiet:
         out_console.print(
-            f"{result.path}: test accuracy {100 * result.test_accuracy:.2f}% (n={result.card.evaluation['n']}), "
+            f"{result.path}: test accuracy {100 * result.test_metric:.2f}% (n={result.card.evaluation['n']}), "
             f"{result.card.params:,} params, sha256 {result.sha256[:16]}…, {result.seconds:.1f}s"
         )
         out_console.print(f"{len(result.card.labels)} classes: {', '.join(result.card.labels)}", highlight=False)

@@ -9,13 +9,11 @@ Deterministic on CPU like every ``robench train``.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from robench import __version__
 from robench.checkpoint.card import Card
@@ -28,6 +26,7 @@ from robench.fileio import sha256_file
 from robench.models.config import ArchConfig
 from robench.models.lm import LanguageModel
 from robench.models.registry import build_model
+from robench.training.loop import EpochStats, Schedule, TrainResult, fit, steps_per_epoch
 
 DEFAULTS = dict(family="lm", epochs=1, embed_dim=64, depth=2, num_heads=4, mlp_ratio=2.0, lr=3e-3,
                 weight_decay=0.05, batch_size=32, max_vocab=5000, max_length=64)
@@ -42,10 +41,15 @@ def read_files(args) -> tuple[list[str], list[str]]:
     return read_lines(args.data, "training file"), read_lines(args.eval_data, "evaluation file")
 
 
-def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable | None):
+def no_decay(name: str, p: torch.nn.Parameter) -> bool:
+    """Biases, norms and the position embedding are not weight-decayed (the tied token embedding is)."""
+    return p.ndim < 2 or "pos_embed" in name
+
+
+def train_lm(args, opts: dict, out: Path | str, command: str,
+             on_epoch: Callable[[EpochStats], None] | None) -> TrainResult:
     """Train ``args.variant`` as a language model on ``args.data`` (see :func:`robench.training.classifier.train`)."""
     from robench.lm.perplexity import perplexity
-    from robench.training.classifier import EpochStats, TrainResult
 
     device = torch.device(args.device)
     start = time.perf_counter()
@@ -65,41 +69,17 @@ def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable
     net = build_model(cfg)
     card = Card(task=TASK, labels=[], architecture=cfg, preprocessing=tok.contract())
     model = LanguageModel(net, tok).to(device)
-    no_wd = lambda n, p: p.ndim < 2 or "pos_embed" in n  # noqa: E731
-    opt = torch.optim.AdamW([
-        {"params": [p for n, p in net.named_parameters() if not no_wd(n, p)], "weight_decay": opts["weight_decay"]},
-        {"params": [p for n, p in net.named_parameters() if no_wd(n, p)], "weight_decay": 0.0}], lr=opts["lr"])
     bs, epochs = opts["batch_size"], opts["epochs"]
-    steps_per_epoch = math.ceil(n_seq / bs)
-    total = epochs * steps_per_epoch
-    warmup = max(1, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
-    gen = torch.Generator().manual_seed(args.seed)
+    warmup = max(1, epochs * steps_per_epoch(n_seq, bs) // 10)
     offsets = torch.arange(context)
-    history = []
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(n_seq, generator=gen)
-        loss_sum, correct, count = 0.0, 0, 0
-        for s in range(steps_per_epoch):
-            idx = perm[s * bs : (s + 1) * bs, None] * context + offsets[None]
-            x, y = seqs[idx].to(device), seqs[idx + 1].to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * y.numel()
-            correct += int((logits.argmax(-1) == y).sum())
-            count += y.numel()
-        stats = EpochStats(epoch + 1, epochs, loss_sum / count, correct / count)
-        history.append(stats)
-        if on_epoch:
-            on_epoch(stats)
-    model.eval()
+
+    def batches(epoch: int, steps: list[torch.Tensor]):
+        for step in steps:  # sequence i: inputs i*context .. (i+1)*context - 1, targets one token further
+            idx = step[:, None] * context + offsets[None]
+            yield seqs[idx].to(device), seqs[idx + 1].to(device)
+
+    history = fit(model, net, n_seq, batches, Schedule(epochs, bs, opts["lr"], opts["weight_decay"], warmup),
+                  args.seed, no_decay, on_epoch)
     res = perplexity(model, tok.stream(test_lines), context, device=device)
     net = net.cpu()
     out_path = Path(out) if str(out).endswith(".safetensors") else Path(str(out) + ".safetensors")
@@ -119,4 +99,4 @@ def train_lm(args, opts: dict, out: Path | str, command: str, on_epoch: Callable
         "n": res.n, "unit": "tokens", "perplexity": round(res.ppl, 6), "stride": max(context // 2, 1),
     }
     digest = save_checkpoint(net, card, out)
-    return TrainResult(out_path, card, digest, res.ppl, time.perf_counter() - start, history)
+    return TrainResult(out_path, card, digest, res.ppl, "perplexity", time.perf_counter() - start, history)

@@ -9,7 +9,8 @@ standard deviation and range, and against the ``baseline`` group the per-seed pa
 seeds and the per-seed paired p-values found in the rows (present when each seed was evaluated with
 ``--baseline``: exact McNemar for accuracy, the window test for perplexity; they test the examples
 of one seed, the t-test the seed-to-seed variation). :func:`aggregate_diagnostics` does the same
-for ``robench diagnose`` CSVs (mean ± sd per diagnostic and layer or sequence length).
+for ``robench diagnose`` CSVs (mean ± sd per diagnostic and layer or sequence length). Their
+markdown tables and plots are drawn by :mod:`robench.report.summaries` and :mod:`robench.report.plots`.
 """
 
 from __future__ import annotations
@@ -128,94 +129,6 @@ def summaries_csv(summaries: Sequence[SeedSummary]) -> str:
     return dataclass_csv(summaries, SUMMARY_COLUMNS)
 
 
-def threat_labels(threats: Sequence[str]) -> dict[str, str]:
-    """Short threat names (:func:`robench.report.tables.short_threat`) that stay distinct within one table: a
-    parameter left out at its default is kept where threats of the same name differ in it
-    (``word-swap:rate=0.1`` next to ``word-swap:rate=0.05``, not ``word-swap``)."""
-    from robench.report.tables import short_threat
-
-    def params(spec: str) -> dict[str, str]:
-        _, _, rest = spec.partition(":")
-        return dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
-
-    by_name: dict[str, list[str]] = {}
-    for t in dict.fromkeys(threats):
-        by_name.setdefault(t.partition(":")[0], []).append(t)
-    labels = {}
-    for name, specs in by_name.items():
-        varying = {k for k in set().union(*(params(t) for t in specs))
-                   if len({params(t).get(k) for t in specs}) > 1}
-        for t in specs:
-            keep = params(short_threat(t)).keys() | varying
-            kv = [f"{k}={v}" for k, v in params(t).items() if k in keep]
-            labels[t] = name + (":" + ",".join(kv) if kv else "")
-    return labels
-
-
-def _fmt(s: SeedSummary, x: float) -> str:
-    return f"{x:.1f}" if s.metric == "perplexity" else f"{100 * x:.1f}"
-
-
-def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
-    """One table per dataset: mean ± sd over seeds (%, or perplexity), range, and the baseline comparison
-    (threats by :func:`threat_labels`; the CSV has the full spec)."""
-    lines = []
-    for dataset, n in dict.fromkeys((s.dataset, s.n) for s in summaries):
-        part = [s for s in summaries if (s.dataset, s.n) == (dataset, n)]
-        metric = "perplexity (lower is better)" if part[0].metric == "perplexity" else "accuracy % (higher is better)"
-        base = next((s.baseline for s in part if s.baseline), "")
-        label = threat_labels([s.threat for s in part])
-        lines += [f"**{dataset}** (n={part[0].n}), {metric}; mean ± sample sd over seeds {part[0].seeds}"
-                  + (f"; Δ = model − {base} of the same seed" if base else ""), "",
-                  "| model | threat | mean ± sd | per seed | Δ vs baseline (mean ± sd) | seeds better | t-test p | "
-                  + ("paired window-test p per seed" if part[0].metric == "perplexity" else "McNemar p per seed") + " |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for s in part:
-            per_seed = " / ".join(_fmt(s, float(v)) for v in s.values.split("/"))
-            delta = "" if s.delta_mean is None else \
-                f"{'+' if s.delta_mean > 0 else ''}{_fmt(s, s.delta_mean)} ± {_fmt(s, s.delta_sd or 0.0)}"
-            better = "" if s.seeds_better is None else f"{s.seeds_better}/{len(s.seeds.split('/'))}"
-            tp = "" if s.ttest_p is None else f"{s.ttest_p:.3g}"
-            lines.append(f"| {s.group} | {label[s.threat]} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
-                         f"{better} | {tp} | {s.mcnemar_p} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot_summaries(summaries: Sequence[SeedSummary], path: Path):
-    """Grouped bars (mean over seeds) per threat, one bar per model group, a dot per seed; one panel per dataset."""
-    from robench.report.plots import _figure, _save
-
-    plt = _figure()
-    keys = list(dict.fromkeys((s.dataset, s.n) for s in summaries))  # one panel per (dataset, n)
-    fig, axes = plt.subplots(len(keys), 1, figsize=(max(6.4, 1.1 * max(
-        len({s.threat for s in summaries if (s.dataset, s.n) == k}) for k in keys) + 2), 3.8 * len(keys)), squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
-        part = [s for s in summaries if (s.dataset, s.n) == key]
-        threats = list(dict.fromkeys(s.threat for s in part))
-        groups = list(dict.fromkeys(s.group for s in part))
-        width = 0.8 / len(groups)
-        scale = 1.0 if part[0].metric == "perplexity" else 100.0
-        for gi, group in enumerate(groups):
-            cells = {s.threat: s for s in part if s.group == group}
-            xs = [ti + (gi - (len(groups) - 1) / 2) * width for ti, t in enumerate(threats) if t in cells]
-            ss = [cells[t] for t in threats if t in cells]
-            ax.bar(xs, [scale * s.mean for s in ss], width, label=group, alpha=0.75)
-            for x, s in zip(xs, ss):
-                ys = [scale * float(v) for v in s.values.split("/")]
-                ax.plot([x] * len(ys), ys, "o", color="black", markersize=2.5)
-        ax.set_xticks(range(len(threats)))
-        label = threat_labels(threats)
-        ax.set_xticklabels([label[t] for t in threats], rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel("perplexity (lower is better)" if scale == 1.0 else "accuracy (%), higher is better")
-        ax.set_title(f"{Path(key[0]).name} (n={part[0].n}): mean over seeds {part[0].seeds}, dots = seeds", fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, path)
-    return fig
-
-
 @dataclass
 class DiagnosticSummary:
     """One (model group, diagnostic, layer or sequence length) of ``robench diagnose`` CSVs over seeds."""
@@ -238,7 +151,7 @@ DIAGNOSTIC_SUMMARY_COLUMNS = [f.name for f in fields(DiagnosticSummary)]
 
 def read_diagnostics(path: Path | str) -> list[dict[str, str]]:
     """Rows of a ``robench diagnose --csv`` file (one-line error when it is not one)."""
-    from robench.studies.diagnose import CSV_COLUMNS
+    from robench.studies.diagnose.run import CSV_COLUMNS
     from robench.fileio import read_text_file
 
     rows = list(csv.DictReader(io.StringIO(read_text_file(path, "diagnostics file"))))
@@ -249,7 +162,7 @@ def read_diagnostics(path: Path | str) -> list[dict[str, str]]:
 
 def is_diagnostics_file(path: Path | str) -> bool:
     """True when the file's header is that of ``robench diagnose --csv``."""
-    from robench.studies.diagnose import CSV_COLUMNS
+    from robench.studies.diagnose.run import CSV_COLUMNS
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -285,21 +198,3 @@ def aggregate_diagnostics(rows: Sequence[dict[str, str]], pattern: str = SEED_PA
 
 def diagnostics_csv(summaries: Sequence[DiagnosticSummary]) -> str:
     return dataclass_csv(summaries, DIAGNOSTIC_SUMMARY_COLUMNS)
-
-
-def diagnostics_markdown(summaries: Sequence[DiagnosticSummary]) -> str:
-    """One table per diagnostic: a row per model group, a column per layer (or N), cells mean ± sd."""
-    lines = []
-    for diag in dict.fromkeys(s.diagnostic for s in summaries):
-        part = [s for s in summaries if s.diagnostic == diag]
-        keys = list(dict.fromkeys((s.layer, s.n_tokens) for s in part))
-        heads = [f"L{layer}" if layer else f"N={n}" for layer, n in keys]
-        lines += [f"**{diag}** ({part[0].unit}), mean ± sample sd over seeds {part[0].seeds}", "",
-                  "| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
-        digits = 1 if part[0].unit == "dB" else 3
-        for group in dict.fromkeys(s.group for s in part):
-            cells = {(s.layer, s.n_tokens): s for s in part if s.group == group}
-            lines.append(f"| {group} | " + " | ".join(
-                f"{cells[k].mean:.{digits}f} ± {cells[k].sd:.{digits}f}" if k in cells else "" for k in keys) + " |")
-        lines.append("")
-    return "\n".join(lines)

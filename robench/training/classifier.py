@@ -7,15 +7,13 @@ epoch, to measure the clean accuracy recorded in the card (no model selection on
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from robench import __version__
 from robench.checkpoint.card import Card, image_preprocessing
@@ -33,6 +31,7 @@ from robench.engine.jobs import predict
 from robench.models.loading import LoadedModel, wrap
 from robench.models.config import ArchConfig, variant_parts
 from robench.models.registry import build_model
+from robench.training.loop import EpochStats, Schedule, TrainResult, fit, steps_per_epoch
 
 # Per-task architecture and optimisation defaults (the zoo is trained with these).
 FILE_SUFFIXES = (".tsv", ".csv", ".json", ".jsonl", ".parquet")  # text classification files
@@ -169,22 +168,9 @@ class TrainArgs:
         return opts
 
 
-@dataclass
-class EpochStats:
-    epoch: int
-    epochs: int
-    loss: float
-    train_acc: float
-
-
-@dataclass
-class TrainResult:
-    path: Path
-    card: Card
-    sha256: str
-    test_accuracy: float
-    seconds: float
-    history: list[EpochStats] = field(default_factory=list)
+def no_decay(name: str, p: torch.nn.Parameter) -> bool:
+    """Biases, norms, position embeddings and the CLS token are not weight-decayed."""
+    return not (p.ndim >= 2 and "pos_embed" not in name and "cls_token" not in name)
 
 
 def image_geometry(train_ds: Dataset, test_ds: Dataset, patch_size: int | None, img_size: int | None) -> dict[str, int]:
@@ -324,47 +310,20 @@ def train(
     card = Card(task=train_ds.task, labels=list(train_ds.labels), architecture=cfg, preprocessing=pre)
     model = wrap(net, card).to(device)
 
-    decay = [p for n, p in net.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
-    no_decay = [p for n, p in net.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": opts["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}], lr=opts["lr"]
-    )
     n, bs, epochs = len(train_ds), opts["batch_size"], opts["epochs"]
-    steps_per_epoch = math.ceil(n / bs)
-    total, warmup = epochs * steps_per_epoch, steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup)))
-    )
-    gen = torch.Generator().manual_seed(args.seed)
-    history = []
-    if on_start:
-        on_start()
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        loss_sum, correct = 0.0, 0
-        plan = [perm[s * bs : (s + 1) * bs].tolist() for s in range(steps_per_epoch)]
+    schedule = Schedule(epochs, bs, opts["lr"], opts["weight_decay"], warmup=steps_per_epoch(n, bs))  # 1 warmup epoch
+
+    def batches(epoch: int, steps: list[torch.Tensor]):
+        plan = [idx.tolist() for idx in steps]
         if train_feed is not None:  # images: sliced in memory, or decoded by worker processes as the model trains
             random.seed(args.seed * 1_000 + epoch)  # --augment draws (in-process decoding): reproducible
-            batches = ((b.x, b.y) for b in train_feed.batches(train_ds, plan, seed=args.seed * 1_000 + epoch))
-        else:
-            batches = ((tokenizer([train_ds.inputs[i] for i in idx]).to(device), train_ds.targets[idx].to(device)) for idx in plan)
-        for x, y in batches:
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(-1) == y).sum())
-        stats = EpochStats(epoch + 1, epochs, loss_sum / n, correct / n)
-        history.append(stats)
-        if on_epoch:
-            on_epoch(stats)
+            return ((b.x, b.y) for b in train_feed.batches(train_ds, plan, seed=args.seed * 1_000 + epoch))
+        return ((tokenizer([train_ds.inputs[i] for i in idx]).to(device), train_ds.targets[idx].to(device)) for idx in plan)
 
-    model.eval()
+    if on_start:
+        on_start()
+    history = fit(model, net, n, batches, schedule, args.seed, no_decay, on_epoch)
+
     preds = predict(LoadedModel(name=str(out), module=model, card=card, sha256=""), test_ds, 256, feed)
     test_acc = float((preds == test_ds.targets).sum()) / len(test_ds)
     net = net.cpu()
@@ -389,4 +348,4 @@ def train(
         "n": len(test_ds), "clean_accuracy": test_acc,
     }
     digest = save_checkpoint(net, card, out)
-    return TrainResult(out_path, card, digest, test_acc, time.perf_counter() - start, history)
+    return TrainResult(out_path, card, digest, test_acc, "accuracy", time.perf_counter() - start, history)
