@@ -12,12 +12,12 @@ from scipy.stats import binomtest
 from conftest import assert_one_line_error
 from robench.data.registry import load_dataset
 from robench.errors import RobenchError
-from robench.evaluate import EvaluateArgs, evaluate
-from robench.jobs import clean_records, select_examples
-from robench.loading import load_model
+from robench.engine.evaluate import EvaluateArgs, evaluate
+from robench.engine.jobs import clean_records, select_examples
+from robench.models.loading import load_model
 from robench.results.records import summarize
 from robench.results.stats import mcnemar_exact
-from robench.runner import attack_records
+from robench.engine.runner import attack_records
 from robench.threats.registry import build_threat, threat_classes
 from robench.threats.suite import load_suite
 

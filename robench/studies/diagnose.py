@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robench.data.base import LM as LM_TASK
+from robench.data.base import IMAGE, LM as LM_TASK
 from robench.errors import RobenchError, check_seed
 from robench.models.loading import LoadedModel
 
@@ -313,7 +313,7 @@ def hidden_states(model: LoadedModel, inputs: Tensor) -> tuple[list[Tensor], Ten
     inputs = inputs.to(model.device)
     if model.task == LM_TASK:
         return net.forward_features(inputs, return_hidden=True)[1], None
-    if model.task == "image-classification":
+    if model.task == IMAGE:
         wrapper = model.module
         _, hidden = net.forward_features((inputs - wrapper.mean) / wrapper.std, return_hidden=True)
         return hidden, None
@@ -325,12 +325,12 @@ def hidden_states(model: LoadedModel, inputs: Tensor) -> tuple[list[Tensor], Ten
 
 def check_noise(model: LoadedModel, noise: float) -> None:
     """A text model's noise is a rate: it must lie in [0, 1] (an image's sigma only needs >= 0)."""
-    if model.task != "image-classification" and not 0 <= noise <= 1:
+    if model.task != IMAGE and not 0 <= noise <= 1:
         raise RobenchError(f"--noise is a token replacement rate for text model {model.name}: it must be in [0, 1], got {noise:g}")
 
 
 def _noise_description(model: LoadedModel, level: float) -> str:
-    if model.task == "image-classification":
+    if model.task == IMAGE:
         return f"pixel gaussian sigma={level:g}, clamped to [0,1]"
     return f"token replacement rate={level:g}"
 
@@ -340,7 +340,7 @@ def layer_diagnostics(model: LoadedModel, ds, noise: float, seed: int, batch_siz
     from robench.engine.runner import example_seed
 
     net = robench_net(model)
-    image = model.task == "image-classification"
+    image = model.task == IMAGE
     check_noise(model, noise)
     uni_sum: list[float] = []
     uni_n: list[int] = []
@@ -438,7 +438,7 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
         if key not in datasets:
             datasets[key] = load_dataset(source, args.split, None if args.dataset else card_columns(model.card, {}))
         _, ds = check_labels(model, datasets[key] if name == source else replace(datasets[key], name=name))
-        pre = from_contract(model.card.preprocessing) if ds.task == "image-classification" else None
+        pre = from_contract(model.card.preprocessing) if ds.task == IMAGE else None
         check_inputs(model, ds, pre)
         sample = select_examples(ds, args.num_examples, args.seed)
         if sample.lazy:  # image files: the (small) sample decoded once, as the model's preprocessing feeds it
@@ -448,7 +448,7 @@ def diagnose(args: DiagnoseArgs) -> DiagnoseResult:
     for model, ds, noise in jobs:
         net = robench_net(model)
         result.rows += layer_diagnostics(model, ds, noise, args.seed, args.batch_size)
-        family = "text" if model.task != "image-classification" else "vit"
+        family = "text" if model.task != IMAGE else "vit"
         sens = attention_sensitivity(net.encoder.blocks[0].attn, family, args.lengths, args.delta, args.draws,
                                      args.seed, device, causal=model.task == LM_TASK)
         result.rows += [Measurement(model.name, SENSITIVITY, None, n, v, UNITS[SENSITIVITY]) for n, v in sens.items()]
