@@ -79,6 +79,7 @@ def stage_stream(work: Path, device: str, n: int, batch: int) -> list[tuple]:
 
     from robench.results.records import read_records
     from robench.results.store import records_path
+    from robench.threats.base import CLEAN
     from robench.threats.registry import build_threat
 
     source = make_tree(work / "tree", n)
@@ -103,7 +104,7 @@ def stage_stream(work: Path, device: str, n: int, batch: int) -> list[tuple]:
         rec_bf = read_records(records_path(runs["bf16"][1], row["model"], row["threat"]))
         agree = sum(a.attacked_pred == b.attacked_pred for a, b in zip(rec_off, rec_bf)) / len(rec_off)
         attacked = sum(r.clean_correct for r in rec_off)
-        what = "clean pass" if row["threat"] == "none" else build_threat(row["threat"]).short
+        what = "clean pass" if row["threat"] == CLEAN else build_threat(row["threat"]).short
         table.append((f"stream {what}", row["n"], row["seconds"], row["n"] / row["seconds"] if row["seconds"] else 0.0,
                       f"fp32 {100 * row['attacked_acc']:.1f}% / bf16 {100 * bf['attacked_acc']:.1f}%, agreement "
                       f"{100 * agree:.1f}% ({attacked} attacked; bf16 {bf['n'] / bf['seconds'] if bf['seconds'] else 0:.1f} img/s)"))
@@ -163,6 +164,8 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from robench.threats.base import CLEAN
+
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("no CUDA device here; run with --device cpu for the logic check")
     cuda = args.device.startswith("cuda")
@@ -177,7 +180,7 @@ def main() -> None:
         seconds = robench("evaluate", "--device", args.device, *zoo_n, "--quiet", "--json", str(work / "zoo.json"))
         zoo = json.loads((work / "zoo.json").read_text())
         flagged = sorted({r["model"] for r in zoo if r["flags"]})
-        examples = sum(r["n"] for r in zoo if r["threat"] == "none")
+        examples = sum(r["n"] for r in zoo if r["threat"] == CLEAN)
         rows.append(("zoo (default suite)", examples, seconds, 0.0,
                      f"{len(zoo)} rows, {len({r['model'] for r in zoo})} models, flagged: {', '.join(flagged) or 'none'}"))
         rows += stage_stream(work, args.device, n, batch)

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import assert_one_line_error
 from robench.data.registry import load_dataset
@@ -15,6 +16,7 @@ from robench.engine.jobs import clean_records, select_examples
 from robench.models.loading import load_model
 from robench.results.records import summarize
 from robench.engine.runner import attack_records
+from robench.threats.base import ThreatBatch
 from robench.threats.registry import build_threat
 from robench.threats.text.contamination import typo
 from robench.threats.text.words import WordText, changed_word_fraction, words_from_text
@@ -37,16 +39,21 @@ def text_model():
     return load_model("wordnet-text-sa", "cpu")
 
 
+def contaminate(threat, model, texts, seeds):
+    """The adversarial texts ``threat`` makes of ``texts`` through the one threat interface."""
+    batch = ThreatBatch(list(texts), torch.zeros(len(texts), dtype=torch.long), len(model.labels), example_seeds=seeds)
+    return threat(model.module, batch).adv
+
+
 @pytest.mark.parametrize("name", ["word-swap", "word-drop", "typo"])
 def test_contamination_rate_zero_is_identity_and_rate_is_measured(name, sentences, text_model):
     zero = build_threat(f"{name}:rate=0")
     seeds = list(range(len(sentences)))
-    out0 = zero.attack_texts(text_model.module, sentences, [0] * len(sentences), seeds)
-    assert out0.adv_texts == list(sentences)
+    assert contaminate(zero, text_model, sentences, seeds) == list(sentences)
     for p in (0.05, 0.1, 0.3):
-        out = build_threat(f"{name}:rate={p}").attack_texts(text_model.module, sentences, [0] * len(sentences), seeds)
+        adv = contaminate(build_threat(f"{name}:rate={p}"), text_model, sentences, seeds)
         n_words = sum(len(words_from_text(s)) for s in sentences)
-        changed = sum(changed_word_fraction(s, a) * len(words_from_text(s)) for s, a in zip(sentences, out.adv_texts))
+        changed = sum(changed_word_fraction(s, a) * len(words_from_text(s)) for s, a in zip(sentences, adv))
         assert abs(changed / n_words - p) <= 0.02, (name, p, changed / n_words)
 
 
@@ -54,13 +61,13 @@ def test_contamination_rate_zero_is_identity_and_rate_is_measured(name, sentence
 def test_contamination_is_seeded_per_example(name, sentences, text_model):
     t = build_threat(f"{name}:rate=0.2")
     texts = list(sentences[:200])
-    a = t.attack_texts(text_model.module, texts, [0] * 200, list(range(200))).adv_texts
-    b = t.attack_texts(text_model.module, texts, [0] * 200, list(range(200))).adv_texts
-    c = t.attack_texts(text_model.module, texts, [0] * 200, list(range(1000, 1200))).adv_texts
+    a = contaminate(t, text_model, texts, list(range(200)))
+    b = contaminate(t, text_model, texts, list(range(200)))
+    c = contaminate(t, text_model, texts, list(range(1000, 1200)))
     assert a == b
     assert a != c
     # batch composition does not matter: example 7 alone gets the same text
-    assert t.attack_texts(text_model.module, [texts[7]], [0], [7]).adv_texts == [a[7]]
+    assert contaminate(t, text_model, [texts[7]], [7]) == [a[7]]
 
 
 def test_typo_always_changes_the_word():

@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robench.data.base import IMAGE, LM, TEXT
 from robench.errors import RobenchError
 from robench.models.config import ArchConfig
 
 CARD_FORMAT = "robench-card"
 CARD_VERSION = 1
-TASKS = ("image-classification", "text-classification", "language-modeling")
+TASKS = (IMAGE, TEXT, LM)
 
 
 @dataclass

@@ -102,9 +102,10 @@ def model_flags(model: LoadedModel, ds: Dataset, seed: int, feed: Feed | None = 
         flags.append(Flag("zero-gradients", f"{share:.0%} of {len(y)} probe images have an all-zero or NaN input gradient"))
     correct = a.argmax(-1) == y
     if int(correct.sum()):
+        from robench.threats.base import ThreatBatch
         from robench.threats.registry import build_threat
 
-        out = build_threat(UNBOUNDED_PGD).attack(module, x[correct], y[correct], len(model.labels), seed)
+        out = build_threat(UNBOUNDED_PGD)(module, ThreatBatch(x[correct], y[correct], len(model.labels), seed))
         left = float((out.adv_pred == y[correct]).float().mean())
         if left > UNBOUNDED_LEFT:
             flags.append(Flag("unbounded-pgd", f"{UNBOUNDED_PGD} leaves {left:.0%} of {int(correct.sum())} correctly classified probe images correct"))
@@ -160,7 +161,7 @@ def row_flags(rows: Sequence[ResultRow], results: dict[Key, list[Record]]) -> di
                 significant = better > worse and p < SIGNIFICANCE
                 if t1.name == t2.name and rest1 == rest2 and e1 < e2 and significant:
                     add((model, t2.spec), Flag("eps-increase", f"{t2.short}: {r2.attacked_acc:.1%} vs {r1.attacked_acc:.1%} at eps={e1:.4g} (McNemar p={p:.2g})"))
-                same_budget = e1 == e2 and t1.norm == t2.norm and t1.values.get("target", "none") == t2.values.get("target", "none") == "none"
+                same_budget = e1 == e2 and t1.perturbation_unit == t2.perturbation_unit and t1.values.get("target", "none") == t2.values.get("target", "none") == "none"
                 if not same_budget:
                     continue
                 if t1.name == "fgsm" and t2.name == "pgd" and significant:

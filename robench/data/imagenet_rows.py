@@ -19,8 +19,8 @@ from robench.data.imagenet import ALEXNET_ERRORS, imagenet_c_coverage, mean_corr
 from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
 from robench.results.stats import wilson_interval
+from robench.threats.base import CLEAN
 
-CLEAN = "none"
 REAL_SUFFIX = " (ReaL)"
 
 

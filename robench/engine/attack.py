@@ -17,7 +17,7 @@ from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
 from robench.engine.distributed import gather_max
 from robench.engine.evaluate import (
-    CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
+    RunArgs, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
 )
 from robench.engine.jobs import Job, load_spec, prepare, run_clean
 from robench.results.records import Record
@@ -25,6 +25,7 @@ from robench.results.schema import ResultRow
 from robench.results.store import record_key
 from robench.engine.runner import KeepAdv, attack_records, check_modality
 from robench.checks.sanity import attach, model_flags
+from robench.threats.base import CLEAN, NO_PERTURBATION
 from robench.threats.registry import build_threat
 
 
@@ -115,7 +116,7 @@ def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None,
     note_skipped(job, store, (lambda m: on_note(f"warning: {m}")) if on_note else None)
     key = record_key(model.name, ds.part)  # as evaluate stores one part of a dataset with several
     clean = complete(store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size)), ds, shard)
-    clean_row = make_row(job, CLEAN, clean, "none", time.perf_counter() - start, args.seed, device)
+    clean_row = make_row(job, CLEAN, clean, NO_PERTURBATION, time.perf_counter() - start, args.seed, device)
     flags = model_flags(model, ds, args.seed, job.feed)
     on_batch = (lambda d, t: on_progress(f"{model.name} · {threat.short}", d, t)) if on_progress else None
     adv = open_adversarials(args.save_adv, job, threat.spec) if args.save_adv is not None else None
@@ -127,7 +128,7 @@ def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None,
         seconds = store.seconds  # compute time, also of batches a killed run journaled
         if shard is not None and shard.distributed:
             seconds = gather_max(seconds)
-        row = make_row(job, threat.spec, records, threat.norm, seconds, args.seed, device)
+        row = make_row(job, threat.spec, records, threat.perturbation_unit, seconds, args.seed, device)
         attach([clean_row, row], {model.name: flags}, {})
         store.write_rows([clean_row, row])
         if adv is not None:

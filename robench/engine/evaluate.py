@@ -28,13 +28,13 @@ from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
 from robench.results.stats import mcnemar_exact, wilson_interval
 from robench.results.store import RecordStore, record_key
+from robench.engine.modalities import modality_for
 from robench.engine.runner import attack_records, check_modality
 from robench.checks.sanity import Flag, attach, model_flags, row_flags
-from robench.threats.base import Threat
+from robench.threats.base import CLEAN, NO_PERTURBATION, Threat
 from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
 
-CLEAN = "none"
 ResultKey = tuple[str, str, str, str]  # (model, dataset, split, threat spec): what one list of records is about
 
 
@@ -114,7 +114,7 @@ class EvaluateArgs(RunArgs):
 
 
 def modality_of(model: LoadedModel) -> str:
-    return "image" if model.task == "image-classification" else "text"
+    return modality_for(model).name
 
 
 def apply_budget(threat: Threat, args: RunArgs) -> Threat:
@@ -314,7 +314,7 @@ def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: li
     model, ds = job.model, job.ds
     key = record_key(model.name, ds.part)  # records files: one set per data part
     clean = store.records(key, CLEAN, lambda journal: owned_clean(clean_all, shard, args.batch_size))
-    yield CLEAN, "none", complete(clean, ds, shard), clean_seconds, 1
+    yield CLEAN, NO_PERTURBATION, complete(clean, ds, shard), clean_seconds, 1
     label = f"{model.name}{f' [{ds.part}]' if ds.part else ''}"
     for threat in threats:
         check_modality(model, threat)
@@ -330,12 +330,12 @@ def run_job(job: Job, clean_all: list[Record], clean_seconds: float, threats: li
             seconds += store.seconds  # compute time, also of batches a killed run journaled
             results[(model.name, ds.name, ds.split, part.spec)] = recs = complete(recs, ds, shard)
             if len(parts) == 1:
-                yield threat.spec, threat.norm, recs, seconds, 1
+                yield threat.spec, threat.perturbation_unit, recs, seconds, 1
         if len(parts) > 1:
             pooled = [r for part in parts for r in results[(model.name, ds.name, ds.split, part.spec)]]
             if shard is None or not shard.distributed:  # a rank's folder keeps its own records only
                 store.write(key, threat.spec, pooled)
-            yield threat.spec, threat.norm, pooled, seconds, len(parts)
+            yield threat.spec, threat.perturbation_unit, pooled, seconds, len(parts)
 
 
 def header_lines(jobs: list[Job], device: torch.device) -> dict[tuple[str, str], str]:

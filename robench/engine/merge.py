@@ -20,8 +20,7 @@ from robench.results.records import Record, read_records
 from robench.results.schema import ResultRow, read_rows
 from robench.results.store import NOTE_KEYS, ROWS_FILE, RecordStore, config_differences, record_key, records_path
 from robench.checks.sanity import Flag, attach, row_flags
-
-CLEAN = "none"
+from robench.threats.base import CLEAN
 
 
 @dataclass(kw_only=True)

@@ -10,25 +10,26 @@ import torch
 
 from robench.data.base import Dataset
 from robench.data.loader import Feed
-from robench.data.preprocess import from_contract
 from robench.device import is_out_of_memory, resolve_amp
 from robench.engine.distributed import Shard
-from robench.errors import RobenchError
 from robench.engine.jobs import top_classes
+from robench.engine.modalities import Modality, modality_for
+from robench.errors import RobenchError
 from robench.models.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.store import Journal
 from robench.seeds import batch_seed, example_seed
-from robench.threats.base import Threat, perturbation_norms
+from robench.threats.base import Threat, ThreatBatch
 
 
 def check_modality(model: LoadedModel, threat: Threat) -> None:
-    modality = "image" if model.task == "image-classification" else "text"
+    """Refuse a threat of another modality than ``model``'s (an image threat on a text model)."""
+    modality = modality_for(model).name
     if threat.modality != modality:
         raise RobenchError(f"threat {threat.name!r} is a {threat.modality} threat but model {model.name} is a {modality} model")
 
 
-KeepAdv = Callable[[list[int], torch.Tensor], None]
+KeepAdv = Callable[[list[int], torch.Tensor], None]  # (positions, adversarial images): image threats only
 
 
 def attack_records(
@@ -41,9 +42,11 @@ def attack_records(
 
     Batches are fixed slices of the attacked examples, each seeded by its position, so a batch
     computed now equals the one a previous (killed) run appended to ``journal``: batches found there
-    are taken as they are, new ones are appended. Images come from ``feed`` (file-backed sources are
-    decoded by its worker processes while the previous batch is attacked; only attacked examples
-    are read). ``keep_adv(positions, adv)``, when given, receives the adversarial inputs of every
+    are taken as they are, new ones are appended. Inputs come from the model's modality
+    (:mod:`robench.engine.modalities`): images from ``feed`` (file-backed sources are decoded by its
+    worker processes while the previous batch is attacked; only attacked examples are read), texts
+    as they are. Every threat runs as ``threat(model, ThreatBatch) -> Outcome``, whatever its
+    modality. ``keep_adv(positions, adv)``, when given, receives the adversarial inputs of every
     attacked batch, in position order; it needs every batch computed, so it ignores the journal.
     ``on_batch(done, total)`` hears the attacked examples finished so far (journaled ones first).
     With ``shard``, only the batches of that shard are attacked and only its records are returned
@@ -78,23 +81,16 @@ def attack_records(
             finished += len(pos)
         else:
             batches.append((start, pos))
-    engine = _Engine(model, ds, threat, records, seed, keep_adv, resolve_amp(amp, model.device), on_warning)
+    modality = modality_for(model)
+    engine = _Engine(model, modality, ds, threat, records, seed, keep_adv, resolve_amp(amp, model.device), on_warning)
     total = finished + sum(len(pos) for _, pos in batches)
     if on_batch:
         on_batch(finished, total)
-    if threat.modality == "image":
-        feed = feed or Feed(from_contract(model.card.preprocessing), model.device)
-        loaded = feed.batches(ds, [pos for _, pos in batches])  # decoded ahead by the workers
+    loaded = modality.batches(model, ds, [pos for _, pos in batches], feed)
     for start, pos in batches:
         began = time.perf_counter()
-        if threat.modality == "image":
-            batch = next(loaded)
-            if batch.failed:  # readable in the clean pass, unreadable now: the run cannot stay paired
-                _, where, reason = batch.failed[0]
-                raise RobenchError(f"image {where} became unreadable during the run ({reason}); restore it and rerun")
-            engine.run_slice(pos, start, batch.x, batch.y)
-        else:
-            engine.run_slice(pos, start)
+        inputs, labels = next(loaded)
+        engine.run_slice(pos, start, inputs, labels)
         if journal is not None and not all(ds.ids[p] in journal.done for p in pos):  # keep_adv recomputes journaled ones
             journal.append([records[p] for p in pos], seconds=time.perf_counter() - began)
         finished += len(pos)
@@ -107,26 +103,24 @@ def attack_records(
 class _Engine:
     """Attacks slices of examples: pieces that fit in memory, autocast with an fp32 check."""
 
-    def __init__(self, model: LoadedModel, ds: Dataset, threat: Threat, records: list[Record], seed: int,
-                 keep_adv: KeepAdv | None, amp: torch.dtype | None,
+    def __init__(self, model: LoadedModel, modality: Modality, ds: Dataset, threat: Threat, records: list[Record],
+                 seed: int, keep_adv: KeepAdv | None, amp: torch.dtype | None,
                  on_warning: Callable[[str], None] | None) -> None:
-        self.model, self.ds, self.threat, self.records, self.seed, self.keep_adv = model, ds, threat, records, seed, keep_adv
-        self.amp = amp if threat.modality == "image" else None  # text attacks keep fp32 (their inputs are token ids)
+        self.model, self.modality, self.ds, self.threat, self.records = model, modality, ds, threat, records
+        self.seed, self.keep_adv = seed, keep_adv
+        self.amp = amp if modality.autocast else None
         self.on_warning = on_warning
         self.piece: int | None = None  # largest piece size that fitted after an out-of-memory error
         self.checked = self.disagree = 0  # attacked examples compared in fp32 / whose outcome autocast got wrong
 
-    def run_slice(self, pos: list[int], start: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> None:
+    def run_slice(self, pos: list[int], start: int, inputs: torch.Tensor | list[str], labels: torch.Tensor) -> None:
         """Attack the slice ``pos`` (starting at ``start`` among the attacked examples) piece by piece;
-        ``x``/``y`` are its images and labels on the device (image threats)."""
+        ``inputs``/``labels`` are its examples as the model's modality fetched them."""
         i = 0
         while i < len(pos):
             size = min(len(pos) - i, self.piece or len(pos))
             try:
-                if x is None:
-                    _attack_texts(self.model, self.ds, self.threat, self.records, pos[i : i + size], start + i, self.seed)
-                else:
-                    self._attack_images(pos[i : i + size], start + i, x[i : i + size], y[i : i + size])
+                self._attack(pos[i : i + size], start + i, inputs[i : i + size], labels[i : i + size])
                 i += size
                 continue
             except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
@@ -144,32 +138,31 @@ class _Engine:
                                 "randomised attacks draw differently than with a smaller --batch-size from the start)")
             self.piece = size // 2
 
-    def _attack_images(self, pos: list[int], start: int, x: torch.Tensor, y: torch.Tensor) -> None:
-        model, ds, threat, records, seed = self.model, self.ds, self.threat, self.records, self.seed
-        num_classes = len(model.labels)
-        amp = torch.autocast(x.device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
-        with amp:
-            out = threat.attack(model.module, x, y, num_classes, batch_seed(seed, start),
-                                example_seeds=[example_seed(seed, ds.ids[p]) for p in pos])
-        pred, logits = out.adv_pred, out.adv_logits
-        if self.amp is not None or logits is None:  # fp32 predictions of the kept inputs
-            with torch.inference_mode():
-                logits = model.module(out.adv)
-            pred = logits.argmax(-1)
-        if self.amp is not None:  # count where autocast's outcome differs from fp32's
+    def _attack(self, pos: list[int], start: int, inputs: torch.Tensor | list[str], labels: torch.Tensor) -> None:
+        model, ds, threat, seed = self.model, self.ds, self.threat, self.seed
+        batch = ThreatBatch(inputs, labels, len(model.labels), batch_seed(seed, start),
+                            example_seeds=[example_seed(seed, ds.ids[p]) for p in pos])
+        autocast = torch.autocast(model.device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
+        with autocast:
+            out = threat(model.module, batch)
+        pred, scores = out.adv_pred, out.scores
+        if self.amp is not None:  # fp32 predictions of the kept inputs; count where autocast's outcome differs
+            scores = self.modality.score(model.module, out.adv)
+            pred = scores.argmax(-1)
             self.checked += len(pos)
-            self.disagree += int(((pred == y) != (out.adv_pred == y)).sum())
-        top5 = top_classes(logits)
-        norms = perturbation_norms(out.adv, x)
-        unit = norms.get(threat.norm, norms["linf"])
+            self.disagree += int(((pred == labels) != (out.adv_pred == labels)).sum())
+        top5 = top_classes(scores)
         for j, p in enumerate(pos):
-            r = records[p]
+            r = self.records[p]
             r.attacked_pred = int(pred[j])
             r.attacked_top5 = None if top5 is None else top5[j].tolist()
-            r.linf, r.l2, r.perturbation = float(norms["linf"][j]), float(norms["l2"][j]), float(unit[j])
-            r.queries = float(out.queries[j])
+            r.perturbation, r.queries = float(out.perturbation[j]), float(out.queries[j])
+            if out.linf is not None:  # pixel sizes (image threats)
+                r.linf, r.l2 = float(out.linf[j]), float(out.l2[j])
+            if out.adv_text is not None:
+                r.adv_text = out.adv_text[j]
         if self.keep_adv is not None:
-            self.keep_adv(list(pos), out.adv.detach())
+            self.keep_adv(list(pos), out.adv)
 
     def report_amp(self) -> None:
         """Warn when the fp32 check disagrees with autocast on more than 1 in 100 attacked examples."""
@@ -179,24 +172,3 @@ class _Engine:
                 f"{self.model.name} · {self.threat.short}: fp32 and {name} autocast disagree on whether "
                 f"{self.disagree} of {self.checked} attacked examples are broken (recorded: fp32); "
                 "rerun with --amp off for attacks computed in fp32")
-
-
-def _attack_texts(model: LoadedModel, ds: Dataset, threat, records: list[Record], pos: list[int],
-                  start: int, seed: int) -> None:
-    from robench.threats.text.base import text_probs
-    from robench.threats.text.words import changed_word_fraction
-
-    texts = [ds.inputs[p] for p in pos]
-    labels = [int(ds.targets[p]) for p in pos]
-    out = threat.attack_texts(model.module, texts, labels, [example_seed(seed, ds.ids[p]) for p in pos])
-    probs = out.adv_probs  # what adv_pred came from; a threat that does not say is scored once more
-    if probs is None and len(model.labels) > 5 and pos:
-        probs = text_probs(model.module, out.adv_texts)
-    top5 = None if probs is None else top_classes(probs)
-    for j, p in enumerate(pos):
-        r = records[p]
-        r.attacked_pred = int(out.adv_pred[j])
-        r.attacked_top5 = None if top5 is None else top5[j].tolist()
-        r.adv_text = out.adv_texts[j]
-        r.perturbation = changed_word_fraction(texts[j], out.adv_texts[j])
-        r.queries = float(out.queries[j])

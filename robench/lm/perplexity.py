@@ -48,7 +48,7 @@ from robench.errors import RobenchError
 from robench.fileio import atomic_write_text, sha256_file
 from robench.results.schema import ResultRow
 from robench.results.stats import normal_quantile, normal_two_sided_p
-from robench.threats.base import Threat
+from robench.threats.base import CLEAN, NO_PERTURBATION, Threat
 
 METRIC = "perplexity"
 TOKENS_PER_BATCH = 8192
@@ -238,7 +238,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
         tok, net = model.module.tokenizer, model.module
         context = tok.max_length
         clean_ppl = None
-        for spec, threat in [("none", None), *[(t.spec, t) for t in todo]]:
+        for spec, threat in [(CLEAN, None), *[(t.spec, t) for t in todo]]:
             start = time.perf_counter()
             text, frac = (lines, 0.0) if threat is None else contaminate(lines, threat, tok, args.seed)
             stream = tok.stream(text)
@@ -252,7 +252,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
             row = ResultRow(
                 model=model.name, checkpoint_sha256=model.sha256, task=TASK, dataset=str(name), split=args.split,
                 n=res.n, threat=spec, clean_acc=clean_ppl, attacked_acc=res.ppl, attacked_ci_low=lo, attacked_ci_high=hi,
-                attack_success_rate=0.0, mean_perturbation=frac, perturbation_unit="none" if threat is None else threat.norm,
+                attack_success_rate=0.0, mean_perturbation=frac, perturbation_unit=NO_PERTURBATION if threat is None else threat.perturbation_unit,
                 mean_queries=0.0, seconds=time.perf_counter() - start, seed=args.seed, device=str(device),
                 robench_version=__version__, metric=METRIC,
             )

@@ -17,6 +17,7 @@ from torch import Tensor
 from robench.models.wrappers import TextClassifier
 
 from robench.checkpoint.card import Card, ExternalArch
+from robench.data.base import TEXT
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
 
@@ -70,7 +71,7 @@ def load_hf(spec: str) -> tuple[HFTextClassifier, Card, str]:
     weights = next((directory / n for n in ("model.safetensors", "pytorch_model.bin") if (directory / n).is_file()), None)
     digest = sha256_file(weights) if weights else ""
     card = Card(
-        task="text-classification", labels=labels,
+        task=TEXT, labels=labels,
         architecture=ExternalArch("hf", str(cfg.model_type), cfg.num_labels),
         preprocessing={"kind": "text", "tokenizer": "hf", "dir": str(directory), "max_length": max_length,
                        "lowercase": bool(getattr(tok, "do_lower_case", False))},

@@ -16,6 +16,7 @@ from typing import Any
 
 from robench.checkpoint.card import Card, ExternalArch, image_preprocessing
 from robench.checkpoint.io import check_state_dict, clean_prefixes, read_state_dict
+from robench.data.base import IMAGE
 from robench.errors import RobenchError
 
 
@@ -88,7 +89,7 @@ def load_timm(spec: str, labels: list[str] | None, model_args: dict[str, Any],
     pre["size"] = [int(h), int(w)]
     pre["geometry_source"] = "timm data config"
     pre["note"] = note
-    card = Card(task="image-classification", labels=list(labels),
+    card = Card(task=IMAGE, labels=list(labels),
                 architecture=ExternalArch("timm", name, len(labels), dict(model_args)), preprocessing=pre,
                 name=spec, weights_sha256=digest, params=sum(p.numel() for p in net.parameters()))
     return net, card, digest

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from robench.fileio import atomic_write_bytes
 from robench.results.schema import ResultRow
+from robench.threats.base import CLEAN
 
 if TYPE_CHECKING:
     from robench.studies.aggregate import SeedSummary
@@ -88,7 +89,7 @@ def plot_leaderboard(rows: Sequence[ResultRow], path: Path):
                 hi.append(100 * (r.attacked_ci_high - r.attacked_acc))
             ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=2, label=m)
         ax.set_xticks(range(len(threats)))
-        ax.set_xticklabels(["clean" if t == "none" else short_threat(t) for t in threats], rotation=15, fontsize=8)
+        ax.set_xticklabels(["clean" if t == CLEAN else short_threat(t) for t in threats], rotation=15, fontsize=8)
         ax.set_ylabel("accuracy (%), higher is better")
         ax.set_ylim(0, 100)
         n = sorted({r.n for r in group})

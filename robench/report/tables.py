@@ -9,8 +9,7 @@ from rich.table import Table
 
 from robench.results.schema import ResultRow
 from robench.checks.sanity import FLAGS
-
-CLEAN = "none"
+from robench.threats.base import CLEAN
 
 
 def _pct(x: float) -> str:

@@ -1,14 +1,17 @@
 """The threat interface: a callable object with explicit parameters and a canonical ``repr``.
 
-An image threat attacks a batch of correctly classified images in [0, 1] pixel space and returns,
-per example, the adversarial input kept (the first iterate that broke it, else the final one),
-whether *any* iterate broke it, and how many model queries it spent.
+``threat(model, batch) -> Outcome`` for every modality (torchattacks' style): a :class:`ThreatBatch`
+of correctly classified examples (images in [0, 1] pixel space, or texts) goes in; out comes, per
+example, the adversarial input kept (image threats: the first iterate that broke it, else the final
+one), the model's prediction on it and the scores it came from, the model queries spent, and the
+size of the perturbation. A subclass implements :meth:`Threat.perturb`; its modality's base class
+(:mod:`robench.threats.image.base`, :mod:`robench.threats.text.base`) measures the perturbation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from robench.threats.registry import Param
 from robench.threats.spec import format_number
@@ -17,23 +20,53 @@ if TYPE_CHECKING:  # torch is imported where threats compute, so listing them (`
     from torch import Tensor, nn
 
 
+CLEAN = "none"  # the threat column of the clean pass: nothing attacked
+NO_PERTURBATION = "none"  # the perturbation unit of a row where nothing was perturbed (the clean pass)
+
+
 @dataclass
-class AttackOutcome:
-    adv: Tensor  # (B, ...) adversarial inputs kept for each example
+class ThreatBatch:
+    """What a threat attacks: one batch of examples the model classifies correctly."""
+
+    inputs: Tensor | list[str]  # (B, C, H, W) images in [0, 1] on the model's device, or B texts
+    labels: Tensor  # (B,) true labels (on the images' device; on the CPU for texts)
+    num_classes: int  # the model's output classes (AutoAttack's n_classes)
+    seed: int = 0  # seeds the batch as a whole (torchattacks' random starts)
+    example_seeds: Sequence[int] | None = None  # seeds each example (corruptions, text threats); None: seed + i
+
+    def __post_init__(self) -> None:
+        if self.example_seeds is None:
+            self.example_seeds = [self.seed + i for i in range(len(self.labels))]
+
+
+@dataclass
+class Outcome:
+    """What a threat did to each example of a batch.
+
+    ``adv``, ``adv_pred``, ``queries`` and ``scores`` come from the threat's :meth:`Threat.perturb`;
+    the sizes of the perturbation are filled by its modality's :meth:`Threat.measure`.
+    """
+
+    adv: Tensor | list[str]  # the adversarial inputs kept for each example (images or texts)
     adv_pred: Tensor  # (B,) the model's prediction on ``adv``
-    queries: Tensor  # (B,) float: forward passes spent per example
-    adv_logits: Tensor | None = None  # (B, classes) the model's logits on ``adv`` (top-5 accuracy)
+    queries: Tensor  # (B,) float: model queries spent per example
+    scores: Tensor  # (B, classes) the logits (images) or probabilities (texts) ``adv_pred`` came from
+    perturbation: Sequence[float] | None = None  # (B,) size of ``adv - inputs`` in the threat's ``perturbation_unit``
+    linf: Tensor | None = None  # (B,) float64 Linf size (image threats)
+    l2: Tensor | None = None  # (B,) float64 L2 size (image threats)
+    adv_text: list[str] | None = None  # the adversarial texts the records keep (text threats)
 
 
 class Threat:
-    """Base class. Subclasses set ``name``, ``modality``, ``params``, ``norm`` and implement ``attack``."""
+    """Base class. Subclasses set ``name``, ``modality``, ``params``, ``perturbation_unit`` and
+    implement :meth:`perturb`; calling a threat runs it and measures its perturbation."""
 
     name: ClassVar[str]
     modality: ClassVar[str]  # "image" or "text"
     params: ClassVar[tuple[Param, ...]] = ()
-    # "linf", "l2" or "none": the unit of the perturbation column. Threats with a ``norm`` parameter
-    # (apgd, square, autoattack) get it as an instance attribute with the same values.
-    norm: str = "none"
+    # The unit of the perturbation column: "linf", "l2", "mean_abs", "words" or "none". Threats with a
+    # ``norm`` parameter (apgd, square, autoattack) take the norm their spec chose, per instance.
+    perturbation_unit: str = NO_PERTURBATION
     summary: ClassVar[str] = ""
     # What the attack uses of the model: "gradient", "query" (scores only), "ensemble" (both) or
     # "none" (contamination, corruptions). The sanity battery compares gradient and query attacks.
@@ -49,6 +82,8 @@ class Threat:
         for k, v in self.values.items():
             if k != "name":  # a parameter called "name" (corruption:name=...) must not rename the threat
                 setattr(self, k, v)
+        if "norm" in self.values:  # the threat norm the spec chose is the unit its perturbation is measured in
+            self.perturbation_unit = self.values["norm"]
         self.validate()
 
     def validate(self) -> None:
@@ -97,19 +132,19 @@ class Threat:
     def __hash__(self) -> int:
         return hash(self.spec)
 
-    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int,
-               example_seeds: list[int] | None = None) -> AttackOutcome:
-        """Attack a batch; ``seed`` seeds the batch, ``example_seeds`` (when given) each example."""
+    def __call__(self, model: nn.Module, batch: ThreatBatch) -> Outcome:
+        """Attack ``batch`` with ``model`` and measure the perturbation of each example."""
+        return self.measure(batch, self.perturb(model, batch))
+
+    def perturb(self, model: nn.Module, batch: ThreatBatch) -> Outcome:
+        """The attack itself: adversarial inputs, predictions, scores and queries (no sizes yet)."""
+        raise NotImplementedError
+
+    def measure(self, batch: ThreatBatch, outcome: Outcome) -> Outcome:
+        """``outcome`` with the perturbation sizes filled in; each modality's base class says how."""
         raise NotImplementedError
 
     def expand(self) -> list["Threat"]:
         """The threats this one stands for (``corruption:name=all`` stands for 75); itself by default."""
         return [self]
 
-
-def perturbation_norms(adv: Tensor, x: Tensor) -> dict[str, Tensor]:
-    """Per-example sizes of ``adv - x``: Linf, L2 and mean absolute change."""
-    import torch
-
-    d = (adv - x).flatten(1).to(torch.float64)
-    return {"linf": d.abs().amax(1), "l2": d.norm(dim=1), "mean_abs": d.abs().mean(1)}

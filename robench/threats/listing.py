@@ -51,7 +51,7 @@ def param_text(p: Param) -> str:
 def threat_block(name: str, cls: type, width: int) -> list[str]:
     """One threat: a header line, its description, one entry per parameter; wrapped at ``width``."""
     norm = next((p for p in cls.params if p.name == "norm"), None)  # apgd, square, autoattack: the unit is the norm
-    unit = f"the norm ({' or '.join(norm.choices)})" if norm else cls.norm
+    unit = f"the norm ({' or '.join(norm.choices)})" if norm else cls.perturbation_unit
     lines = [f"{name}  ({cls.modality} threat; perturbation unit: {unit})"]
     lines += _wrap(cls.summary, width, INDENT, INDENT)
     for p in cls.params:
@@ -93,7 +93,7 @@ def threats_json() -> dict[str, Any]:
     """Machine form: every threat with its parameters, and every suite with its threats."""
     return {
         "threats": [
-            {"name": n, "modality": c.modality, "access": c.access, "unit": c.norm, "summary": c.summary,
+            {"name": n, "modality": c.modality, "access": c.access, "unit": c.perturbation_unit, "summary": c.summary,
              "params": [{"name": p.name, "type": p.kind, "default": p.default, "derived_default": p.rule or None,
                          "unit": p.unit, "bounds": p.describe(), "choices": list(p.choices), "help": p.help}
                         for p in c.params]}

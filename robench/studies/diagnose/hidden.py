@@ -12,7 +12,7 @@ from robench.models.loading import LoadedModel
 
 def robench_net(model: LoadedModel) -> nn.Module:
     """The robench network inside a loaded model, or a one-line error for anything else."""
-    from robench.lm.model import RobenchLM
+    from robench.models.lm import RobenchLM
     from robench.models.text import RobenchTextClassifier
     from robench.models.vit import RobenchViT
 

@@ -6,11 +6,12 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Iterator
 
 from robench.errors import RobenchError
-from robench.threats.base import AttackOutcome, Threat
+from robench.threats.base import Outcome, ThreatBatch
+from robench.threats.image.base import ImageThreat
 from robench.threats.registry import Param
 
 if TYPE_CHECKING:
-    from torch import Tensor, nn
+    from torch import nn
 
 EPS = Param("eps", "float", 8 / 255, "perturbation budget in [0,1] pixel space", "pixels", low=0.0, high=1.0)
 TARGET = Param("target", "choice", "none", "targeted mode (robust = still correct either way)", choices=("none", "random", "least-likely"))
@@ -37,10 +38,9 @@ def input_gradients_only(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-class TorchattacksThreat(Threat):
+class TorchattacksThreat(ImageThreat):
     """Runs ``make_attack(monitored_model)`` ``restarts`` times under a fixed seed."""
 
-    modality = "image"
     aligned: bool = True  # every forward pass carries the whole batch in order (see monitor.py)
     early_exit: bool = True  # aligned attacks stop computing an example once it is broken (see monitor.py)
 
@@ -60,12 +60,12 @@ class TorchattacksThreat(Threat):
     def restarts_count(self) -> int:
         return 1
 
-    def attack(self, model: nn.Module, x: Tensor, y: Tensor, num_classes: int, seed: int,
-               example_seeds: list[int] | None = None) -> AttackOutcome:
+    def perturb(self, model: nn.Module, batch: ThreatBatch) -> Outcome:
         import torch
 
         from robench.threats.monitor import IterateMonitor
 
+        x, y, num_classes, seed = batch.inputs, batch.labels, batch.num_classes, batch.seed
         monitor = IterateMonitor(model, x, y, aligned=self.aligned, early_exit=self.early_exit)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), input_gradients_only(model):
@@ -85,4 +85,4 @@ class TorchattacksThreat(Threat):
         adv = torch.where(monitor.broken.view(-1, *([1] * (x.ndim - 1))), monitor.first_adv, final.detach())
         with torch.inference_mode():
             logits = model(adv)
-        return AttackOutcome(adv=adv, adv_pred=logits.argmax(-1), queries=monitor.queries, adv_logits=logits)
+        return Outcome(adv=adv, adv_pred=logits.argmax(-1), queries=monitor.queries, scores=logits)

@@ -7,7 +7,8 @@ with ``--baseline MODEL`` the row also carries the mCE relative to that baseline
 from __future__ import annotations
 
 from robench.errors import RobenchError
-from robench.threats.base import AttackOutcome, Threat
+from robench.threats.base import Outcome, Threat
+from robench.threats.image.base import ImageThreat
 from robench.threats.image.corruption_names import APPROXIMATE, CORRUPTIONS
 from robench.threats.registry import Param, register_threat
 
@@ -15,10 +16,9 @@ SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @register_threat
-class Corruption(Threat):
+class Corruption(ImageThreat):
     name = "corruption"
-    modality = "image"
-    norm = "mean_abs"  # mean absolute pixel change
+    perturbation_unit = "mean_abs"  # mean absolute pixel change
     always_show = ("name",)
     summary = (
         "ImageNet-C corruptions with CIFAR-10-C parameters, batched and seeded per example; name=all: mean over "
@@ -51,16 +51,15 @@ class Corruption(Threat):
             return [self]
         return [Corruption(name=c, severity=s) for c in CORRUPTIONS for s in SEVERITIES]
 
-    def attack(self, model, x, y, num_classes, seed, example_seeds=None) -> AttackOutcome:
+    def perturb(self, model, batch) -> Outcome:
         if self.name_ == "all":
             raise RobenchError("corruption:name=all is a summary over 75 runs; use `robench evaluate --threat corruption:name=all`")
         import torch
 
         from robench.threats.image.corruptions import corrupt
 
-        seeds = example_seeds if example_seeds is not None else [seed + i for i in range(len(x))]
-        adv = corrupt(x, self.name_, self.severity, list(seeds))
+        x = batch.inputs
+        adv = corrupt(x, self.name_, self.severity, list(batch.example_seeds))
         with torch.no_grad():
             logits = model(adv)
-        return AttackOutcome(adv=adv, adv_pred=logits.argmax(-1), queries=torch.ones(len(x), dtype=torch.float64),
-                             adv_logits=logits)
+        return Outcome(adv=adv, adv_pred=logits.argmax(-1), queries=torch.ones(len(x), dtype=torch.float64), scores=logits)

@@ -10,7 +10,7 @@ from robench.threats.registry import register_threat
 class FGSM(TorchattacksThreat):
     name = "fgsm"
     access = "gradient"
-    norm = "linf"
+    perturbation_unit = "linf"
     summary = "fast gradient sign method, one step of size eps (torchattacks.FGSM)"
     params = (EPS, TARGET)
 

@@ -11,7 +11,7 @@ from robench.threats.registry import Param, register_threat
 class PGD(TorchattacksThreat):
     name = "pgd"
     access = "gradient"
-    norm = "linf"
+    perturbation_unit = "linf"
     summary = "projected gradient descent, Linf ball; a point is broken if any iterate of any restart broke it (torchattacks.PGD)"
     params = (
         EPS,

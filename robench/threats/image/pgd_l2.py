@@ -10,7 +10,7 @@ from robench.threats.registry import Param, register_threat
 @register_threat
 class PGDL2(PGD):
     name = "pgd-l2"
-    norm = "l2"
+    perturbation_unit = "l2"
     summary = "projected gradient descent, L2 ball (torchattacks.PGDL2)"
     params = (
         Param("eps", "float", 0.5, "L2 radius in [0,1] pixel space", "pixels (L2)", low=0.0, high=1e6),

@@ -10,7 +10,7 @@ from robench.threats.registry import Param, register_threat
 class SPSA(TorchattacksThreat):
     name = "spsa"
     access = "query"
-    norm = "linf"
+    perturbation_unit = "linf"
     aligned = False  # forwards many perturbed copies per example
     summary = "simultaneous perturbation stochastic approximation: gradient-free, Linf (torchattacks.SPSA)"
     params = (

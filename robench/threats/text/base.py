@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Sequence
 
-from robench.threats.base import Threat
+from robench.threats.base import Outcome, Threat, ThreatBatch
+from robench.threats.text.words import changed_word_fraction
 
 if TYPE_CHECKING:  # torch is imported where threats compute, so listing them stays fast
     import torch
     from torch import nn
 
 
-@dataclass
-class TextOutcome:
-    adv_texts: list[str]
-    adv_pred: torch.Tensor  # (B,) prediction on each adversarial text
-    queries: torch.Tensor  # (B,) model queries spent per example
-    adv_probs: torch.Tensor | None = None  # (B, classes) the probabilities adv_pred came from (top-5 accuracy)
-
-
 class TextThreat(Threat):
-    """Base class of text threats; ``perturbation`` is the fraction of words changed."""
+    """Base class of text threats; ``perturbation`` is the fraction of words changed, and the
+    adversarial texts are kept in the records."""
 
     modality = "text"
-    norm = "words"
+    perturbation_unit = "words"
 
-    def attack_texts(self, model: nn.Module, texts: Sequence[str], labels: Sequence[int], seeds: Sequence[int]) -> TextOutcome:
-        raise NotImplementedError
+    def measure(self, batch: ThreatBatch, outcome: Outcome) -> Outcome:
+        adv = list(outcome.adv)
+        changed = [changed_word_fraction(t, a) for t, a in zip(batch.inputs, adv)]
+        return replace(outcome, perturbation=changed, adv_text=adv)
+
+
+def scored_outcome(model: nn.Module, adv: list[str], queries: torch.Tensor, probs: torch.Tensor | None = None,
+                   batch_size: int = 512) -> Outcome:
+    """The outcome of adversarial texts ``adv``: predictions from ``probs`` (scored here when not given)."""
+    import torch
+
+    if not adv:
+        return Outcome(adv=[], adv_pred=torch.zeros(0, dtype=torch.long), queries=queries, scores=torch.zeros(0, 0))
+    probs = text_probs(model, adv, batch_size) if probs is None else probs
+    return Outcome(adv=adv, adv_pred=probs.argmax(-1), queries=queries, scores=probs)
 
 
 def text_probs(model: nn.Module, texts: Sequence[str], batch_size: int = 512) -> torch.Tensor:

@@ -12,7 +12,7 @@ import string
 from typing import TYPE_CHECKING
 
 from robench.threats.registry import Param, register_threat
-from robench.threats.text.base import TextOutcome, TextThreat, text_probs
+from robench.threats.text.base import TextThreat, scored_outcome
 from robench.threats.text.words import WordText
 
 if TYPE_CHECKING:  # numpy and torch are imported where threats compute, so listing them stays fast
@@ -46,14 +46,12 @@ class Contamination(TextThreat):
             return text
         return self.finish(wt.replace_many({int(i): self.edit(wt.words[i], rng, vocab) for i in hits}))
 
-    def attack_texts(self, model, texts, labels, seeds):
+    def perturb(self, model, batch):
         import torch
 
         vocab = [w for w in getattr(model, "tokenizer").vocab if w.isalpha()] if hasattr(model, "tokenizer") else []
-        adv = [self.corrupt(t, example_rng(s), vocab) for t, s in zip(texts, seeds)]
-        probs = text_probs(model, adv) if adv else None
-        preds = probs.argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
-        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.ones(len(adv)), adv_probs=probs)
+        adv = [self.corrupt(t, example_rng(s), vocab) for t, s in zip(batch.inputs, batch.example_seeds)]
+        return scored_outcome(model, adv, torch.ones(len(adv)))
 
 
 @register_threat

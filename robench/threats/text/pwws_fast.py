@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from robench.resources.nltk_setup import require_nltk_resources
 from robench.threats.registry import Param, register_threat
-from robench.threats.text.base import TextOutcome, TextThreat, ids_probs
+from robench.threats.text.base import TextThreat, ids_probs, scored_outcome
 from robench.threats.text.synonyms import nltk_stopwords, wordnet_synonyms
 from robench.threats.text.words import WordText
 
@@ -110,13 +110,13 @@ class PWWSFast(TextThreat):
         wordnet_synonyms("good")
         nltk_stopwords()
 
-    def attack_texts(self, model, texts, labels, seeds):
+    def perturb(self, model, batch):
         import numpy as np
         import torch
 
         budget = float("inf") if self.query_budget == 0 else float(self.query_budget)
         stop = nltk_stopwords()
-        states = [_State(i, int(y), WordText(t), budget) for i, (t, y) in enumerate(zip(texts, labels))]
+        states = [_State(i, int(y), WordText(t), budget) for i, (t, y) in enumerate(zip(batch.inputs, batch.labels.tolist()))]
         cache: dict[str, torch.Tensor] = {}
         enc = _Encoder(model.tokenizer)
 
@@ -200,6 +200,4 @@ class PWWSFast(TextThreat):
         # a failed attack keeps the original text, as robench's textattack runs record it (not the last swap tried)
         adv = [s.cur_text if s.done else s.text.text for s in states]
         probs = torch.stack([cache[t] for t in adv]) if adv else None
-        preds = probs.argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
-        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor([float(s.queries) for s in states]),
-                           adv_probs=probs)
+        return scored_outcome(model, adv, torch.tensor([float(s.queries) for s in states]), probs)

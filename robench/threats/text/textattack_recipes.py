@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from robench.errors import RobenchError
 from robench.resources.nltk_setup import import_textattack, no_nltk_downloads, require_nltk_resources
 from robench.threats.registry import Param, register_threat
-from robench.threats.text.base import TextOutcome, TextThreat, text_probs
+from robench.threats.text.base import TextThreat, scored_outcome, text_probs
 
 if TYPE_CHECKING:  # numpy and torch are imported where attacks run, so listing threats stays fast
     import torch
@@ -81,7 +81,7 @@ class TextAttackRecipeThreat(TextThreat):
 
     def check_available(self) -> None:
         """Refuse, before any model work, a recipe robench cannot run here (downloads, a goal that is not
-        classification, textattack or WordNet missing); ``attack_texts`` would find out after the clean pass."""
+        classification, textattack or WordNet missing); ``perturb`` would find out after the clean pass."""
         import importlib.util
 
         name = self.recipe_name()
@@ -106,7 +106,7 @@ class TextAttackRecipeThreat(TextThreat):
         recipe_classes()
         wordnet_synonyms("good")
 
-    def attack_texts(self, model, texts, labels, seeds):
+    def perturb(self, model, batch):
         import numpy as np
         import torch
 
@@ -131,7 +131,7 @@ class TextAttackRecipeThreat(TextThreat):
         if self.query_budget:
             attack.goal_function.query_budget = self.query_budget
         adv, queries = [], []
-        for text, label, seed in zip(texts, labels, seeds):
+        for text, label, seed in zip(batch.inputs, batch.labels.tolist(), batch.example_seeds):
             # textattack's random transformations (deepwordbug, pruthi) use the global RNGs
             random.seed(seed)
             np.random.seed(seed % 2**32)
@@ -144,9 +144,7 @@ class TextAttackRecipeThreat(TextThreat):
                 raise RobenchError(f"textattack skipped an example robench classified correctly; the wrapper disagrees with the model ({name})")
             adv.append(result.perturbed_result.attacked_text.text if isinstance(result, SuccessfulAttackResult) else text)
             queries.append(float(result.perturbed_result.num_queries))
-        probs = text_probs(model, adv, self.batch_size) if adv else None
-        preds = probs.argmax(-1) if adv else torch.zeros(0, dtype=torch.long)
-        return TextOutcome(adv_texts=adv, adv_pred=preds, queries=torch.tensor(queries), adv_probs=probs)
+        return scored_outcome(model, adv, torch.tensor(queries), batch_size=self.batch_size)
 
 
 _BUDGET = Param("query_budget", "int", 0, "max model queries per example (0 = unlimited)", "queries", low=0, high=10**9)
