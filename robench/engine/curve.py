@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from robench.errors import RobenchError
-from robench.engine.evaluate import CLEAN, EvaluateArgs, evaluate
+from robench.engine.evaluate import EvaluateArgs, evaluate
+from robench.engine.rows import CLEAN
 from robench.results.schema import ResultRow
 from robench.threats.registry import build_threat, threat_classes
 from robench.threats.spec import parse_number, parse_spec
