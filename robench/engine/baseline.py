@@ -11,7 +11,7 @@ from robench.engine.distributed import Shard
 from robench.engine.rows import CLEAN, ResultKey, row_key
 from robench.errors import RobenchError
 from robench.results.records import Record, summarize
-from robench.results.schema import ResultRow
+from robench.results.schema import MCNEMAR_EXACT, ResultRow
 from robench.results.stats import mcnemar_exact
 from robench.threats.base import Threat
 from robench.threats.registry import build_threat
@@ -63,4 +63,5 @@ def add_baseline(rows: list[ResultRow], results: dict[ResultKey, list[Record]], 
             r.mce = relative_mce(results, r, baseline, parts)
         else:
             # 6 significant digits, as ResultRow keeps p-values (set after the row was built, so rounded here)
-            r.mcnemar_p = float(f"{mcnemar_exact(only_mine, only_base):.6g}")
+            r.paired_p = float(f"{mcnemar_exact(only_mine, only_base):.6g}")
+            r.paired_test = MCNEMAR_EXACT

@@ -64,7 +64,7 @@ def recomputed(template: ResultRow, records: list[Record], **changes) -> ResultR
     """``template`` with its summary columns recomputed from ``records`` and no pairing (pairs are
     recomputed over the new rows): a merged row, an ImageNet-C summary row."""
     return replace(template, **summary_fields(records), baseline="", delta_vs_baseline=None,
-                   mcnemar_p=None, mce=None, **changes)
+                   paired_p=None, paired_test="", mce=None, **changes)
 
 
 def set_pooled_n(row: ResultRow, n: int) -> None:
