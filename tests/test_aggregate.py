@@ -21,7 +21,8 @@ def row(model: str, threat: str, acc: float, clean: float = 0.9, p: float | None
     return ResultRow(model=model, checkpoint_sha256="0" * 64, task="image-classification", dataset="d", split="test",
                      n=n, threat=threat, clean_acc=clean, attacked_acc=acc, attacked_ci_low=0.0, attacked_ci_high=1.0,
                      attack_success_rate=0.0, mean_perturbation=0.0, perturbation_unit="linf", mean_queries=0.0,
-                     seconds=0.0, seed=0, device="cpu", robench_version="0", mcnemar_p=p, metric=metric)
+                     seconds=0.0, seed=0, device="cpu", robench_version="0", paired_p=p, metric=metric,
+                     paired_test="" if p is None else "window-clustered-z" if metric == "perplexity" else "mcnemar-exact")
 
 
 ACC = {("m-sa", 0): 0.50, ("m-sa", 1): 0.40, ("m-sa", 2): 0.45,
@@ -65,9 +66,9 @@ def test_means_spreads_and_paired_tests_match_hand_computation():
     assert bsa.delta_sd == pytest.approx(statistics.stdev(diffs), abs=1e-6)
     assert bsa.seeds_better == 2
     assert bsa.ttest_p == pytest.approx(t_test_p(diffs), rel=1e-5)
-    assert bsa.mcnemar_p == "0.01/0.02/0.03"
+    assert bsa.paired_p == "0.01/0.02/0.03" and bsa.paired_test == "mcnemar-exact"
     sa = out[("m-sa", "pgd:eps=0.1")]
-    assert sa.delta_mean is None and sa.baseline == "" and sa.mcnemar_p == ""
+    assert sa.delta_mean is None and sa.baseline == "" and sa.paired_p == "" and sa.paired_test == ""
     clean = out[("m-bsa", "none")]  # identical per-seed values: zero spread of the differences, no t-test
     assert clean.delta_mean == 0.0 and clean.seeds_better == 0 and clean.ttest_p is None
 
@@ -85,7 +86,7 @@ def test_perplexity_lower_is_better():
           for v, ppls in (("sa", [100.0, 110.0]), ("bsa", [90.0, 120.0])) for s, ppl in enumerate(ppls)]
     bsa = next(s for s in aggregate_seeds(rs, baseline="lm-sa") if s.group == "lm-bsa")
     assert bsa.delta_mean == 0.0 and bsa.seeds_better == 1  # seed 0 lower (better), seed 1 higher
-    assert bsa.mcnemar_p == "<1e-300/0.25"  # p = 0: below double precision
+    assert bsa.paired_p == "<1e-300/0.25" and bsa.paired_test == "window-clustered-z"  # p = 0: below double precision
     md = summaries_markdown([bsa])
     assert "perplexity (lower is better)" in md and "paired window-test p per seed |" in md
 

@@ -117,8 +117,7 @@ def test_shards_partition_every_record_once():
     import torch
 
     from robench.data.base import Dataset
-    from robench.engine.distributed import Shard
-    from robench.engine.evaluate import owned_clean
+    from robench.engine.distributed import Shard, owned_clean
     from robench.models.loading import load_model
     from robench.results.records import Record
     from robench.engine.runner import attack_records

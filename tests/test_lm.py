@@ -210,7 +210,7 @@ def test_evaluate_lm_exports_perplexity_rows(tiny_checkpoint, cli):
 def test_old_result_files_read_as_accuracy(tmp_path):
     from robench.results.schema import COLUMNS, read_rows
 
-    row = {c: "0" for c in COLUMNS if c not in ("metric", "delta_vs_baseline", "mcnemar_p", "mce")}
+    row = {c: "0" for c in COLUMNS if c not in ("metric", "delta_vs_baseline", "paired_p", "paired_test", "mce")}
     path = tmp_path / "old.json"
     path.write_text(json.dumps([row]))
     assert read_rows(path)[0].metric == "accuracy"
@@ -273,9 +273,9 @@ def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli
     rows = {(r["model"], r["threat"]): r for r in csv.DictReader((tmp_path / "rows.csv").open())}
     for threat in ("none", "word-swap:rate=0.2"):
         mine, base = rows[("lm-bsa", threat)], rows[("lm-sa", threat)]
-        assert mine["baseline"] == "lm-sa" and base["baseline"] == "" and base["mcnemar_p"] == ""
+        assert mine["baseline"] == "lm-sa" and base["baseline"] == "" and base["paired_p"] == base["paired_test"] == ""
         assert float(mine["delta_vs_baseline"]) == pytest.approx(float(mine["attacked_acc"]) - float(base["attacked_acc"]), abs=2e-6)
-        assert 0.0 <= float(mine["mcnemar_p"]) <= 1.0
+        assert 0.0 <= float(mine["paired_p"]) <= 1.0 and mine["paired_test"] == "window-clustered-z"
     # a model with another vocabulary reads another stream: pairing is refused
     other = tmp_path / "other.tokens"
     other.write_text("\n".join((WIKI / "wiki.valid.tokens").read_text(encoding="utf-8").splitlines()[200:260]) + "\n")

@@ -48,10 +48,10 @@ def test_other_seeds_and_repeated_rows():
     assert len(leaderboard_tables(a + other)) == 2 and "rows repeated (2)" in out and "40.0" in out and "60.0" in out
 
 
-def test_footer_names_mce_and_mcnemar_only_when_present():
+def test_footer_names_mce_and_the_paired_test_only_when_present():
     base = [row("sa", "none", 0.9), row("sa", FGSM, 0.6)]
-    paired = [row("bsa", "none", 0.9, baseline="sa", delta_vs_baseline=0.0, mcnemar_p=1.0),
-              row("bsa", FGSM, 0.5, baseline="sa", delta_vs_baseline=-0.1, mcnemar_p=0.0123456)]
+    paired = [row("bsa", "none", 0.9, baseline="sa", delta_vs_baseline=0.0, paired_p=1.0, paired_test="mcnemar-exact"),
+              row("bsa", FGSM, 0.5, baseline="sa", delta_vs_baseline=-0.1, paired_p=0.0123456, paired_test="mcnemar-exact")]
     out = text(base + paired)
     assert "Δ: paired difference to sa, p: exact McNemar" in out and "mCE" not in out
     assert "p=0.012" in out and "0.0123456" not in out  # p rounded in the table
@@ -60,6 +60,7 @@ def test_footer_names_mce_and_mcnemar_only_when_present():
     out = text(pooled)
     assert "mCE: corruption error relative to it" in out and "exact McNemar" not in out
     lm = [row("lm-sa", "none", 50.0, metric="perplexity"),
-          row("lm-bsa", "none", 55.0, metric="perplexity", baseline="lm-sa", delta_vs_baseline=5.0, mcnemar_p=0.2)]
+          row("lm-bsa", "none", 55.0, metric="perplexity", baseline="lm-sa", delta_vs_baseline=5.0, paired_p=0.2,
+              paired_test="window-clustered-z")]
     out = text(lm)
     assert "p: paired test of the per-window NLL differences" in out and "McNemar" not in out

@@ -41,3 +41,66 @@ def test_summary_is_the_aggregate_of_its_seed_files(summary):
 def test_diagnostics_summary_is_the_aggregate_of_its_csv(summary):
     source = summary.with_name(summary.name.replace("-summary", ""))
     assert diagnostics_csv(aggregate_diagnostics(read_diagnostics(source))) == summary.read_text()
+
+
+RESULTS = STUDIES.parent
+RESULT_FILES = sorted(p for p in RESULTS.rglob("*") if p.suffix in (".csv", ".json"))
+ROW_FILES = [p for p in RESULT_FILES if p.read_text().startswith("model,checkpoint_sha256,")]
+OTHER_HEADERS = ("group,", "model,diagnostic,", "model,threat,key,auc")  # aggregate summaries, diagnose CSVs, curve AUCs
+
+
+def test_every_committed_results_file_is_known():
+    """Each committed .csv/.json is a rows export (tested below) or one of the other exports, so that
+    no rows file escapes the reading tests."""
+    assert len(ROW_FILES) >= 15
+    for p in set(RESULT_FILES) - set(ROW_FILES):
+        assert p.read_text().startswith(OTHER_HEADERS), p
+
+
+@pytest.mark.parametrize("path", ROW_FILES, ids=[str(p.relative_to(RESULTS)) for p in ROW_FILES])
+def test_committed_rows_read_with_their_paired_test(path):
+    """Files written before ``paired_p``/``paired_test`` still read: ``mcnemar_p`` lands in
+    ``paired_p``, and the test behind it is the one robench ran for the row's metric."""
+    import csv
+
+    raw = list(csv.DictReader(path.open()))
+    rows = read_rows(path)
+    assert len(rows) == len(raw)
+    for d, r in zip(raw, rows):
+        p = d.get("paired_p", d.get("mcnemar_p", ""))
+        assert r.paired_p == (None if p == "" else float(f"{float(p):.6g}"))  # p-values keep 6 significant digits
+        expected = "" if p == "" else {"accuracy": "mcnemar-exact", "perplexity": "window-clustered-z"}[d.get("metric") or "accuracy"]
+        assert r.paired_test == d.get("paired_test", expected)
+
+
+def test_leaderboard_reads_every_committed_rows_file(cli):
+    """`robench leaderboard` on the committed files: exit 0, and the published .txt leaderboards are
+    what it prints for their CSVs."""
+    env = {"COLUMNS": ""}  # the published tables were printed piped (robench.cli.app: 200 columns wide)
+    proc = cli("leaderboard", *map(str, ROW_FILES), env=env)
+    assert proc.returncode == 0, proc.stderr
+    for txt in sorted(RESULTS.glob("*.txt")):
+        proc = cli("leaderboard", str(txt.with_suffix(".csv")), env=env)
+        assert proc.returncode == 0 and proc.stdout == txt.read_text(), txt.name
+
+
+def test_paired_columns_round_trip_and_old_json_reads(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from robench.results.schema import ResultRow, export
+
+    row = ResultRow(model="m", checkpoint_sha256="0" * 64, task="language-modeling", dataset="d", split="test", n=10,
+                    threat="none", clean_acc=50.0, attacked_acc=50.0, attacked_ci_low=45.0, attacked_ci_high=55.0,
+                    attack_success_rate=0.0, mean_perturbation=0.0, perturbation_unit="none", mean_queries=0.0,
+                    seconds=1.0, seed=0, device="cpu", robench_version="0", baseline="b", delta_vs_baseline=-2.0,
+                    paired_p=0.0123456789, paired_test="window-clustered-z", metric="perplexity")
+    for fmt, name in (("csv", "rows.csv"), ("json", "rows.json")):
+        export([row], tmp_path / name, fmt)
+        assert read_rows(tmp_path / name) == [row] and row.paired_p == 0.0123457
+    old = {k: v for k, v in asdict(row).items() if k not in ("paired_p", "paired_test")}
+    (tmp_path / "old.json").write_text(json.dumps([{**old, "mcnemar_p": 0.25}]))
+    back = read_rows(tmp_path / "old.json")[0]
+    assert (back.paired_p, back.paired_test) == (0.25, "window-clustered-z")
+    (tmp_path / "old.json").write_text(json.dumps([{**old, "metric": "accuracy", "mcnemar_p": None}]))
+    assert read_rows(tmp_path / "old.json")[0].paired_test == ""  # no p-value, no test

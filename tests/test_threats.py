@@ -222,7 +222,8 @@ def test_baseline_columns_match_records(tmp_path):
     c = sum(ok(t) and not ok(m) for m, t in zip(mine, theirs))
     n, k = b + c, min(b, c)
     exact = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
-    assert r.mcnemar_p == float(f"{exact:.6g}")  # 6 significant digits in every export, like the schema's other p-values
+    assert r.paired_p == float(f"{exact:.6g}")  # 6 significant digits in every export, like the schema's other p-values
+    assert r.paired_test == "mcnemar-exact" and base.paired_test == "" and base.paired_p is None
 
 
 def test_threats_command_lists_every_threat(cli):

@@ -14,7 +14,7 @@ codes, ``flag_notes`` one line per flag with the measured figure; the leaderboar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from robench.results.stats import mcnemar_exact
 
@@ -178,3 +178,18 @@ def attach(rows: Sequence[ResultRow], per_model: dict[str, list[Flag]], per_row:
         flags = per_model.get(r.model, []) + per_row.get((r.model, r.dataset, r.split, r.threat), [])
         r.flags = ";".join(f.code for f in flags)
         r.flag_notes = "; ".join(str(f) for f in flags)
+
+
+def flag_rows(rows: Sequence[ResultRow], results: dict[Key, list[Record]], per_model: dict[str, list[Flag]],
+              compare: bool = True, on_warning: Callable[[str], None] | None = None) -> None:
+    """Attach the model checks and the row checks to a run's rows (``compare=False``: no row checks,
+    for a shard's rows, which are compared after ``robench merge``); each flag heard once by ``on_warning``."""
+    per_row = row_flags(rows, results) if compare else {}
+    attach(rows, per_model, per_row)
+    if on_warning:
+        for model, flags in per_model.items():
+            for f in flags:
+                on_warning(f"{model}: {f}")
+        for (model, _dataset, _split, _spec), flags in per_row.items():
+            for f in flags:
+                on_warning(f"{model}: {f}")

@@ -49,14 +49,14 @@ def aggregate(
     if not quiet and "-" not in (str(csv), str(markdown)):  # stdout carries the machine output then
         table = Table(title="mean ± sd over seeds (accuracy %, or perplexity: lower is better)")
         for col in ("model", "n", "threat", "seeds", "mean ± sd", "Δ vs " + (baseline or "-"), "better", "t-test p",
-                    "McNemar p"):
+                    "paired p"):
             table.add_column(col)
         for s in summaries:
             k = 1.0 if s.metric == "perplexity" else 100.0
             table.add_row(s.group, str(s.n), short_threat(s.threat), s.seeds, f"{k * s.mean:.1f} ± {k * s.sd:.1f}",
                           "" if s.delta_mean is None else f"{k * s.delta_mean:+.1f} ± {k * (s.delta_sd or 0):.1f}",
                           "" if s.seeds_better is None else str(s.seeds_better),
-                          "" if s.ttest_p is None else f"{s.ttest_p:.3g}", s.mcnemar_p)
+                          "" if s.ttest_p is None else f"{s.ttest_p:.3g}", s.paired_p)
         out_console.print(table)
     if csv is not None:
         write_text_export(csv, summaries_csv(summaries), f"{len(summaries)} summaries")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from robench.data.imagenet import ALEXNET_ERRORS, imagenet_c_coverage, mean_corruption_error
+from robench.engine.rows import recomputed, set_pooled_n
 from robench.results.records import Record, summarize
 from robench.results.schema import ResultRow
 from robench.results.stats import wilson_interval
@@ -55,11 +56,8 @@ def is_summary_row(row: ResultRow) -> bool:
 
 def _pooled(template: ResultRow, split: str, parts: list[list[Record]], seconds: float) -> ResultRow:
     """One row over several parts' records; n is the examples per part (as corruption:name=all)."""
-    from robench.engine.evaluate import set_pooled_n, summary_fields
-
     recs = [r for p in parts for r in p]
-    row = replace(template, split=split, seconds=seconds, **summary_fields(recs), mce=None,
-                  baseline="", delta_vs_baseline=None, mcnemar_p=None)
+    row = recomputed(template, recs, split=split, seconds=seconds)
     set_pooled_n(row, max(len(p) for p in parts))
     return row
 

@@ -15,10 +15,11 @@ from robench.data.loader import Feed
 from robench.data.base import LM as LM_TASK
 from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
-from robench.engine.distributed import gather_max
-from robench.engine.evaluate import (
-    RunArgs, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
-)
+from robench.engine.distributed import complete, gather_max, owned_clean, resolve_shard
+from robench.engine.evaluate import RunArgs
+from robench.engine.plan import apply_budget
+from robench.engine.rows import make_row
+from robench.engine.run_config import note_skipped, open_store, run_config
 from robench.engine.jobs import Job, load_spec, prepare, run_clean
 from robench.results.records import Record
 from robench.results.schema import ResultRow
@@ -95,7 +96,7 @@ def attack(args: AttackArgs, on_note: Callable[[str], None] | None = None,
         raise RobenchError("--save-adv supports image threats only")
     device = resolve_device(args.device)
     resolve_threads(args.threads)
-    shard, device = resolve_shard(args, device)
+    shard, device = resolve_shard(args.shard, args.out, device)
     if shard is not None and args.save_adv is not None:
         raise RobenchError("--save-adv writes the whole adversarial set: run it without --shard or torchrun")
     model = load_spec(args.model, args, device)

@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING
 from robench.errors import RobenchError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
+    from robench.data.base import Dataset
     from robench.results.records import Record
 
 
@@ -117,3 +120,37 @@ def gather_max(value: float) -> float:
     parts: list = [None] * dist.get_world_size()
     dist.all_gather_object(parts, value)
     return max(parts)
+
+
+def resolve_shard(spec: str | None, out: Path | None, device: torch.device) -> tuple[Shard | None, torch.device]:
+    """This process's shard: a torchrun rank, ``--shard i/n`` (``spec``), or None (the whole run)."""
+    shard, device = init_from_env(device)
+    if shard is not None and spec:
+        raise RobenchError("--shard and torchrun both split the run; use one of them")
+    if spec:
+        shard = parse_shard(spec)
+        if out is None:
+            raise RobenchError("--shard needs --out DIR: `robench merge DIR` combines the shards' records from there")
+    return shard, device
+
+
+def shard_out(out: Path | None, shard: Shard | None) -> Path | None:
+    """Where this process keeps its records: ``--out DIR/shard-i-of-n`` for a shard, else ``out``."""
+    return out / shard.name if shard is not None and out is not None else out
+
+
+def owned_clean(clean: list[Record], shard: Shard | None, batch_size: int) -> list[Record]:
+    """The clean records this shard keeps (all of them without sharding): those of the examples its
+    attack records cover (:func:`owned_positions`), so every row of a shard is about the same
+    examples (a clean n of 25 beside an attack over 49 compared different sets)."""
+    if shard is None:
+        return clean
+    owned = owned_positions(shard, [r.clean_correct for r in clean], batch_size)
+    return [r for p, r in enumerate(clean) if p in owned]
+
+
+def complete(records: list[Record], ds: Dataset, shard: Shard | None) -> list[Record]:
+    """Under torchrun, every rank's records of one (model, threat) in dataset order; else as given."""
+    if shard is None or not shard.distributed:
+        return records
+    return gather_records(records, {i: p for p, i in enumerate(ds.ids)})

@@ -304,3 +304,25 @@ def run_clean(job: Job, batch_size: int, on_batch: Callable[[int, int], None] | 
     if len(job.ds) == 0:
         raise RobenchError(f"dataset {job.ds.name}: no readable images left")
     return records_of(job.ds, cp)
+
+
+def header_lines(jobs: list[Job], device: torch.device) -> dict[tuple[str, str], str]:
+    """What the run does, one line per (model, data): examples, preprocessing, decoding."""
+    lines = {}
+    parts: dict[tuple[str, str], int] = {}
+    for j in jobs:
+        parts[(j.model.name, j.ds.name)] = parts.get((j.model.name, j.ds.name), 0) + 1
+    seen = set()
+    for j in jobs:
+        key = (j.model.name, j.ds.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        what = f"{j.model.name} on {j.ds.name}" + (f" ({parts[key]} parts)" if parts[key] > 1 else f" ({j.ds.split})")
+        threads = torch.get_num_threads()
+        line = f"{what}: n={len(j.ds)} on {device} · {threads} thread{'s' if threads != 1 else ''}"
+        if j.preprocessing:
+            workers = j.feed.workers if j.feed is not None else 0
+            line += f" · images: {j.preprocessing} · {workers or 'no'} decoding worker{'s' if workers != 1 else ''}"
+        lines[key] = line
+    return lines

@@ -8,7 +8,6 @@ recomputes every row from the union of the records: the same rows a single proce
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,9 @@ from robench.errors import RobenchError
 from robench.results.records import Record, read_records
 from robench.results.schema import ResultRow, read_rows
 from robench.results.store import NOTE_KEYS, ROWS_FILE, RecordStore, config_differences, record_key, records_path
-from robench.checks.sanity import Flag, attach, row_flags
+from robench.checks.sanity import Flag, attach, flag_rows
+from robench.engine.baseline import add_baseline
+from robench.engine.rows import recomputed, row_key, set_pooled_n
 from robench.threats.base import CLEAN
 
 
@@ -129,7 +130,6 @@ def _sizes(config: dict) -> dict[tuple[str, str, str], int]:
 def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, str], list[Record]]]:
     """Rows of the whole run, recomputed from the union of its shards' records (and those records)."""
     from robench.data.imagenet_rows import has_real_labels, imagenet_c_rows, is_part_row, is_summary_row, real_row
-    from robench.engine.evaluate import add_baseline, row_key, set_pooled_n, summary_fields
     from robench.threats.registry import build_threat
 
     shards = check_shards(find_shards(args.dirs))
@@ -155,18 +155,17 @@ def merge(args: MergeArgs) -> tuple[list[ResultRow], dict[tuple[str, str, str, s
         else:
             recs = _merged_records(shards, key, t.threat, size)
         results[row_key(t)] = recs
-        row = dataclasses.replace(t, **summary_fields(recs), seconds=seconds[row_key(t)],
-                                  baseline="", delta_vs_baseline=None, mcnemar_p=None, mce=None)
+        row = recomputed(t, recs, seconds=seconds[row_key(t)])
         if len(parts) > 1:
             set_pooled_n(row, size)
         if t.threat == CLEAN:
             model_flags[t.model] = _model_flags(t)
         rows.append(row)
         if t.threat == CLEAN:
-            row.attacked_top5 = row.clean_top5  # as evaluate's make_row: nothing attacked
+            row.attacked_top5 = row.clean_top5  # as robench.engine.rows.make_row: nothing attacked
             if has_real_labels(recs):  # ReaL: re-scored from the merged records
                 rows.append(real_row(row, recs))
-    attach(rows, model_flags, row_flags(rows, results))
+    flag_rows(rows, results, model_flags)
     if args.baseline is not None:
         add_baseline(rows, results, args.baseline)
     summary = imagenet_c_rows(rows, results)

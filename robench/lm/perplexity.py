@@ -21,8 +21,8 @@ punctuation is not a word to the threats and a hit on WikiText's ``<unk>`` still
 ``-n N`` evaluates the first N tokens (contaminating only the lines that hold them).
 
 **Baseline.** With ``--baseline``, each row also gets ``delta_vs_baseline`` (this perplexity minus the
-baseline's, same threat) and, in the ``mcnemar_p`` column, the p-value of a paired test on the same
-token stream: the per-window NLL differences, a two-sided z-test of their mean per token with the
+baseline's, same threat) and, in the ``paired_p`` column, the p-value of a paired test on the same
+token stream (``paired_test`` = ``window-clustered-z``): the per-window NLL differences, a two-sided z-test of their mean per token with the
 same window-clustered standard error (:func:`paired_nll_test`). Models must read the same stream
 (same vocabulary and tokenisation, hence the same contamination); otherwise pairing is refused.
 """
@@ -46,7 +46,7 @@ from robench.data.base import LM as TASK
 from robench.lm.corpus import read_lines
 from robench.errors import RobenchError
 from robench.fileio import atomic_write_text, sha256_file
-from robench.results.schema import ResultRow
+from robench.results.schema import WINDOW_Z, ResultRow
 from robench.results.stats import normal_quantile, normal_two_sided_p
 from robench.threats.base import CLEAN, NO_PERTURBATION, Threat
 
@@ -270,7 +270,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
 
 def add_lm_baseline(rows: list[ResultRow], scored: dict[tuple[str, str], tuple[Perplexity, Tensor]],
                     baseline: str) -> None:
-    """Fill ``delta_vs_baseline`` (perplexity difference) and ``mcnemar_p`` (the paired window test)."""
+    """Fill ``delta_vs_baseline`` (perplexity difference), ``paired_p`` and ``paired_test`` (the paired window test)."""
     for r in rows:
         if r.model == baseline or (baseline, r.threat) not in scored:
             continue
@@ -280,7 +280,8 @@ def add_lm_baseline(rows: list[ResultRow], scored: dict[tuple[str, str], tuple[P
                                "(vocabulary, context or contamination differ); pair models trained on the same file")
         r.baseline = baseline
         r.delta_vs_baseline = round(mine.ppl - theirs.ppl, 6)
-        r.mcnemar_p = float(f"{paired_nll_test(mine, theirs):.6g}")
+        r.paired_p = float(f"{paired_nll_test(mine, theirs):.6g}")
+        r.paired_test = WINDOW_Z
 
 
 def write_windows(out: Path, model: str, spec: str, res: Perplexity, dataset: str, sha: str, context: int) -> None:

@@ -57,7 +57,7 @@ def summaries_markdown(summaries: Sequence[SeedSummary]) -> str:
             better = "" if s.seeds_better is None else f"{s.seeds_better}/{len(s.seeds.split('/'))}"
             tp = "" if s.ttest_p is None else f"{s.ttest_p:.3g}"
             lines.append(f"| {s.group} | {label[s.threat]} | {_fmt(s, s.mean)} ± {_fmt(s, s.sd)} | {per_seed} | {delta} | "
-                         f"{better} | {tp} | {s.mcnemar_p} |")
+                         f"{better} | {tp} | {s.paired_p} |")
         lines.append("")
     return "\n".join(lines)
 

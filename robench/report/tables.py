@@ -7,9 +7,11 @@ from typing import Sequence
 
 from rich.table import Table
 
-from robench.results.schema import ResultRow
+from robench.results.schema import MCNEMAR_EXACT, WINDOW_Z, ResultRow
 from robench.checks.sanity import FLAGS
 from robench.threats.base import CLEAN
+
+PAIRED_TEST_WORDS = {MCNEMAR_EXACT: "exact McNemar", WINDOW_Z: "paired test of the per-window NLL differences"}  # footer legend
 
 
 def _pct(x: float) -> str:
@@ -43,8 +45,8 @@ def _cell(r: ResultRow) -> str:
     if r.baseline and r.delta_vs_baseline is not None:
         # accuracy: percentage points; perplexity: the perplexity difference
         text += f"\nΔ{r.delta_vs_baseline:+.2f}" if r.metric == "perplexity" else f"\nΔ{100 * r.delta_vs_baseline:+.1f}"
-        if r.mcnemar_p is not None:
-            text += " p<0.001" if r.mcnemar_p < 0.001 else f" p={r.mcnemar_p:.3f}"
+        if r.paired_p is not None:
+            text += " p<0.001" if r.paired_p < 0.001 else f" p={r.paired_p:.3f}"
         if r.mce is not None:
             text += f" mCE {100 * r.mce:.0f}%"
     return text
@@ -146,11 +148,11 @@ def leaderboard_tables(rows: Sequence[ResultRow]) -> list[Table]:
         top5 = any(r.clean_top5 is not None for r in group)
         several = per_data[(dataset, split, metric)] > 1  # say which run this table is
         run = "" if not several else (f" · n={n_key}" if n_key is not None else "") + f" · seed {seed_key}" + (f" · rows repeated ({extra + 1})" if extra else "")
-        has_p = any(r.mcnemar_p is not None for r in group)
+        tests = list(dict.fromkeys(r.paired_test for r in group if r.paired_p is not None))
         has_mce = any(r.mce is not None for r in group)
         legend = [f"Δ: paired difference to {baselines[0]}"] if baselines else []
-        if baselines and has_p:
-            legend.append("p: paired test of the per-window NLL differences" if ppl else "p: exact McNemar")
+        if baselines and tests:
+            legend.append("p: " + ", ".join(PAIRED_TEST_WORDS.get(t, t) for t in tests))
         if baselines and has_mce:
             legend.append("mCE: corruption error relative to it")
         table = Table(

@@ -19,6 +19,12 @@ from robench.fileio import atomic_write_text
 FLOAT_DECIMALS = 6
 FRACTION_COLUMNS = ("clean_top5", "attacked_top5")
 
+# The paired tests behind ``paired_p``, named in ``paired_test``.
+MCNEMAR_EXACT = "mcnemar-exact"  # classifiers: exact McNemar on the examples robust under one model only
+WINDOW_Z = "window-clustered-z"  # language models: z-test of the per-window NLL differences (robench.lm.perplexity)
+PAIRED_TEST_OF_METRIC = {"accuracy": MCNEMAR_EXACT, "perplexity": WINDOW_Z}  # what files before paired_test used
+OLD_NAMES = {"mcnemar_p": "paired_p"}  # columns renamed since: files that have them still read
+
 
 @dataclass
 class ResultRow:
@@ -41,10 +47,12 @@ class ResultRow:
     seed: int
     device: str
     robench_version: str
-    # Filled only with --baseline: paired accuracy difference and exact McNemar p on the same examples.
+    # Filled only with --baseline: the paired difference to the baseline on the same examples (accuracy
+    # or perplexity), and the p-value of the paired test that paired_test names (MCNEMAR_EXACT, WINDOW_Z).
     baseline: str = ""
     delta_vs_baseline: Optional[float] = None
-    mcnemar_p: Optional[float] = None
+    paired_p: Optional[float] = None
+    paired_test: str = ""  # empty without a p-value; files written before this column: from their metric
     # corruption:name=all rows with --baseline: mean corruption error relative to the baseline
     mce: Optional[float] = None
     # The sanity battery (robench.checks.sanity): flag codes separated by ";" and one line per flag.
@@ -80,7 +88,7 @@ class ResultRow:
 
 
 COLUMNS: list[str] = [f.name for f in fields(ResultRow)]
-BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "mcnemar_p", "mce"]
+BASELINE_COLUMNS = ["baseline", "delta_vs_baseline", "paired_p", "paired_test", "mce"]
 FLAG_COLUMNS = ["flags", "flag_notes"]
 METRIC_COLUMNS = ["metric"]
 DATA_COLUMNS = ["clean_top5", "attacked_top5", "preprocessing", "dataset_sha256"]
@@ -133,6 +141,10 @@ def _coerce(d: dict, source: str) -> ResultRow:
     missing = [c for c in REQUIRED_COLUMNS if c not in d]
     if missing:
         raise RobenchError(f"{source} is not a robench result file: missing columns {missing[:5]}")
+    d = {OLD_NAMES.get(c, c): v for c, v in d.items()}
+    if "paired_test" not in d and d.get("paired_p") not in (None, ""):
+        # written before paired_test: the p-value came from the one test robench ran for the metric
+        d["paired_test"] = PAIRED_TEST_OF_METRIC.get(d.get("metric") or "accuracy", "")
     try:
         return ResultRow(**{c: d[c] for c in COLUMNS if c in d})
     except (TypeError, ValueError) as e:

@@ -52,9 +52,10 @@ class SeedSummary:
     delta_sd: Optional[float] = None
     seeds_better: Optional[int] = None  # seeds where this beats the baseline (higher accuracy / lower perplexity)
     ttest_p: Optional[float] = None  # two-sided paired t-test over seeds (None below 2 seeds or for zero spread)
-    # per-seed p vs that seed's baseline from the rows' mcnemar_p ("/"-joined; "" when not evaluated): the exact
-    # McNemar test for accuracy rows, the paired window-clustered test for perplexity rows (robench.lm.perplexity)
-    mcnemar_p: str = ""
+    # per-seed p vs that seed's baseline from the rows' paired_p ("/"-joined; "" when not evaluated), and the
+    # rows' paired_test naming it: mcnemar-exact for accuracy rows, window-clustered-z for perplexity rows
+    paired_p: str = ""
+    paired_test: str = ""
 
 
 SUMMARY_COLUMNS = [f.name for f in fields(SeedSummary)]
@@ -117,10 +118,11 @@ def aggregate_seeds(rows: Sequence[ResultRow], baseline: str | None = None,
             summary.seeds_better = sum((d < 0) if lower_better else (d > 0) for d in deltas)
             if len(deltas) > 1 and statistics.pstdev(deltas) > 0:
                 summary.ttest_p = _round(float(stats.ttest_rel(mine, theirs).pvalue))
-            ps = [by_seed[s].mcnemar_p for s in seeds]
+            ps = [by_seed[s].paired_p for s in seeds]
             if all(p is not None for p in ps):
                 # 0 is a p-value below double precision (the LM window test's erfc underflows)
-                summary.mcnemar_p = "/".join(f"{p:.3g}" if p > 0 else "<1e-300" for p in ps)
+                summary.paired_p = "/".join(f"{p:.3g}" if p > 0 else "<1e-300" for p in ps)
+                summary.paired_test = "/".join(dict.fromkeys(by_seed[s].paired_test for s in seeds))
         out.append(summary)
     return out
 
