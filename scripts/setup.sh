@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up robench on a fresh Linux machine (idempotent: a second run installs nothing).
 #   1. WordNet 3.0 from Debian's packages (offline-capable; needs root or sudo)
-#   2. a virtual environment in .venv with the tested, pinned stack (requirements.lock);
+#   2. a virtual environment in .venv with the tested, pinned stack (requirements.lock, test tools
+#      included: pytest, imagecorruptions with opencv-python and scikit-image, setuptools<81);
 #      torchattacks goes in with --no-deps (its requests pin conflicts with datasets')
 #   3. WordNet + NLTK stopwords provisioned into robench's NLTK data dir (no NLTK downloader)
 set -euo pipefail

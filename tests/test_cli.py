@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 
 import pytest
+import scipy.stats
 
 from conftest import REPO, assert_one_line_error
 from robench.results.schema import COLUMNS
@@ -152,7 +154,15 @@ def test_sample_is_stratified_and_machine_output(cli):
     rows = json.loads(proc.stdout)
     assert len(rows) == 1 and rows[0]["n"] == 50 and rows[0]["seed"] == 1
     lo, hi, acc = rows[0]["attacked_ci_low"], rows[0]["attacked_ci_high"], rows[0]["clean_acc"]
-    assert lo <= acc <= hi
+    # the clean suite attacks nothing: the interval is the Wilson interval of the clean count,
+    # written out here from k and n (Wilson 1927) with z the 97.5% normal quantile
+    k, n = round(acc * 50), 50
+    assert acc == pytest.approx(k / n, abs=1e-6)
+    z = scipy.stats.norm.ppf(0.975)
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    assert (lo, hi) == (pytest.approx(centre - half, abs=1e-6), pytest.approx(centre + half, abs=1e-6))
 
 
 def test_models_lists_zoo(cli):

@@ -62,6 +62,7 @@ def test_corruption_seeding_and_no_batch_crosstalk(name):
         torch.testing.assert_close(corrupt(x[i : i + 1], name, 4, [seeds[i]]), a[i : i + 1], atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_corruption_all_row_and_mce_from_records(tmp_path):
     from robench.engine.evaluate import EvaluateArgs, evaluate
 
@@ -122,6 +123,7 @@ def build_eps(spec: str) -> float:
     return build_threat(spec).eps
 
 
+@pytest.mark.slow
 def test_curve_figure_has_one_line_per_model(tmp_path):
     from robench.engine.curve import CurveArgs, curve
     from robench.report.plots import close, plot_curve

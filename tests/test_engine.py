@@ -87,6 +87,7 @@ def test_early_exit_gives_the_full_batch_records(sa, spec):
 
 
 @pytest.mark.parametrize("name", ZOO)
+@pytest.mark.slow
 def test_engine_breaks_a_superset_of_torchattacks_final_iterate(digits, name):
     """Same slices, same slice seeds (hence the same random starts) as the engine: torchattacks.PGD
     followed to its final iterate breaks nothing the engine leaves standing, at two budgets."""

@@ -51,6 +51,7 @@ def _imagenet_c_tree(root, seed=0):
     return plan
 
 
+@pytest.mark.slow
 def test_imagenet_c_rows_and_mce_equal_a_hand_computation(tmp_path, cli):
     from PIL import Image
 

@@ -216,6 +216,7 @@ def test_old_result_files_read_as_accuracy(tmp_path):
     assert read_rows(path)[0].metric == "accuracy"
 
 
+@pytest.mark.slow
 def test_lm_bad_inputs(tiny_checkpoint, cli, tmp_path):
     d, out = tiny_checkpoint
     empty = tmp_path / "empty.tokens"
@@ -259,6 +260,7 @@ def test_paired_nll_test_equals_the_paired_t_statistic_for_equal_windows():
     assert paired_nll_test(Perplexity(a, counts), Perplexity(a.clone(), counts)) == 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli, tmp_path):
     d, out = tiny_checkpoint
     sa = d / "lm-sa.safetensors"

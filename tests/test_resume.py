@@ -23,6 +23,7 @@ def _recs(ids: range) -> list[Record]:
             for i in ids]
 
 
+@pytest.mark.slow
 def test_journal_keeps_exactly_the_whole_batches_before_any_cut(tmp_path):
     path = tmp_path / "j.jsonl.journal"
     batches = [_recs(range(0, 4)), _recs(range(4, 9)), _recs(range(9, 12))]
@@ -123,6 +124,7 @@ def test_killed_20_times_then_resumed_equals_an_uninterrupted_run(tmp_path):
     assert _without_timing(json.loads(export.read_text())) == _without_timing(json.loads(ref_json.read_text()))
 
 
+@pytest.mark.slow
 def test_resume_with_another_command_exits_2_and_keeps_the_records(tmp_path, cli):
     out = tmp_path / "out"
     proc = cli("evaluate", "digits-vit-sa", "--threat", "fgsm:eps=0.05", "-n", "40", "--out", str(out), "--quiet")
@@ -163,6 +165,7 @@ DETERMINISM = ["evaluate", "digits-vit-bsa", "--threat", "pgd:eps=0.1,alpha=0.02
                "--threat", "corruption:name=shot_noise,severity=2", "-n", "120", "--device", "cpu", "--quiet"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_records_across_processes_other_seed_differs(tmp_path, cli, wordnet_available):
     outs = {}
     for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):

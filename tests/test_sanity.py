@@ -81,6 +81,7 @@ def test_planted_models_are_flagged_in_rows_and_exports(kind, expected, tmp_path
         assert f"⚠ {code}" in text and FLAGS[code][:40] in text
 
 
+@pytest.mark.slow
 def test_no_zoo_model_is_flagged():
     from robench.data.registry import load_dataset
     from robench.engine.jobs import select_examples

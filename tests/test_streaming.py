@@ -204,6 +204,7 @@ def test_dataset_identity_follows_the_used_files(tmp_path):
     assert relabelled.identity() != after
 
 
+@pytest.mark.slow
 def test_corrupt_image_is_one_line_and_skip_unreadable_records_it(tmp_path, cli):
     """A truncated JPEG: one line naming it, exit 2, no export; --skip-unreadable leaves it out and
     lists it in run.json, and the other examples' records are those of a run without it."""
