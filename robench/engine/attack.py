@@ -15,9 +15,10 @@ from robench.data.loader import Feed
 from robench.data.base import LM as LM_TASK
 from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
+from robench.engine.args import AttackArgs
 from robench.engine.distributed import gather_max
 from robench.engine.evaluate import (
-    CLEAN, RunArgs, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
+    CLEAN, apply_budget, complete, make_row, note_skipped, open_store, owned_clean, resolve_shard, run_config,
 )
 from robench.engine.jobs import Job, load_spec, prepare, run_clean
 from robench.results.records import Record
@@ -26,15 +27,6 @@ from robench.results.store import record_key
 from robench.engine.runner import KeepAdv, attack_records, check_modality
 from robench.checks.sanity import attach, model_flags
 from robench.threats.registry import build_threat
-
-
-@dataclass(kw_only=True)
-class AttackArgs(RunArgs):
-    """Arguments of ``robench attack`` (shared by the CLI and the Python API)."""
-
-    model: str
-    threat: str
-    save_adv: Path | None = None
 
 
 @dataclass

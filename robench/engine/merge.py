@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from robench.engine.args import MergeArgs
 from robench.engine.distributed import SHARD_DIR
 from robench.errors import RobenchError
 from robench.results.records import Record, read_records
@@ -22,15 +23,6 @@ from robench.results.store import NOTE_KEYS, ROWS_FILE, RecordStore, config_diff
 from robench.checks.sanity import Flag, attach, row_flags
 
 CLEAN = "none"
-
-
-@dataclass(kw_only=True)
-class MergeArgs:
-    """Arguments of ``robench merge`` (shared by the CLI and the Python API)."""
-
-    dirs: Sequence[Path]
-    out: Path | None = None  # merged records + rows.json
-    baseline: str | None = None
 
 
 @dataclass
