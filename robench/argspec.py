@@ -14,14 +14,16 @@ REQUIRED = dataclasses.MISSING  # the default of an option that must be given
 
 
 def option(default: Any, flags: str | tuple[str, ...] | None, *, help: str, cli_type: Any = None,
-           parse: Callable[[Any], Any] | None = None) -> Any:
+           parse: Callable[[Any], Any] | None = None, cli_required: bool = False) -> Any:
     """A dataclass field that is also a CLI option, or with ``flags=None`` the positional argument.
 
     ``flags`` are the option's names (``"--seed"`` or ``("-n", "--num-examples")``); a ``REQUIRED``
     default makes it required. ``cli_type`` is the type the command line parses where the field's
     differs (``list[str]`` of ``key=value`` for a dict), and ``parse`` turns that value into the field's.
+    ``cli_required``: the command line must give it though Python need not (the field then checks it).
     """
-    meta = {"help": help, "flags": (flags,) if isinstance(flags, str) else flags, "cli_type": cli_type, "parse": parse}
+    meta = {"help": help, "flags": (flags,) if isinstance(flags, str) else flags, "cli_type": cli_type, "parse": parse,
+            "required": cli_required}
     return dataclasses.field(default=default, metadata={"cli": meta})
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from robench.argspec import REQUIRED, cli_fields
 
@@ -50,7 +51,7 @@ def option_parameters(cls: type, exclude: tuple[str, ...] = ()) -> list[inspect.
             continue
         meta = f.metadata["cli"]
         default = f.default
-        if default is REQUIRED:
+        if default is REQUIRED or meta["required"]:
             default = ...
         elif isinstance(default, (tuple, list)) and not default:
             default = None  # a repeatable option or variadic argument given no value: Typer's None
@@ -100,5 +101,46 @@ def args_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Callable
         wrapper.__annotations__ = {**{k: v for k, v in hints.items() if k != "run"},
                                    **{p.name: p.annotation for p in extra}}
         return wrapper
+
+    return decorate
+
+
+class DeferredOptions(TyperCommand):
+    """A command whose arguments dataclass lives in a module that imports torch (``TrainArgs``,
+    ``DiagnoseArgs``): its options are built from the dataclass when the command runs or shows its
+    help, not when ``robench --help`` lists the commands (which must not import torch)."""
+
+    def load(self) -> None:
+        """Build the real options and callback (once) from the command's dataclass."""
+        build = getattr(getattr(self.callback, "__wrapped__", None), "build_command", None)
+        if build is None:
+            return
+        one = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+        one.command()(build())
+        real = typer.main.get_command(one)  # a Typer of one command gives that command
+        self.params, self.callback = real.params, real.callback
+
+    def make_context(self, info_name: Any, args: list, parent: Any = None, **extra: Any) -> Any:
+        self.load()
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def deferred_args_options(module: str, name: str, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """:func:`args_options` of ``module.name``, imported only when the command runs (with
+    :class:`DeferredOptions` as the command's class). ``robench --help`` sees a placeholder of the
+    command's name and docstring."""
+
+    def decorate(fn: Callable) -> Callable:
+        def build() -> Callable:
+            import importlib
+
+            return args_options(getattr(importlib.import_module(module), name), exclude)(fn)
+
+        def placeholder() -> None:  # replaced by build() before it could run
+            raise AssertionError("deferred command ran unbuilt")
+
+        placeholder.__name__, placeholder.__doc__ = fn.__name__, fn.__doc__
+        placeholder.build_command = build
+        return placeholder
 
     return decorate

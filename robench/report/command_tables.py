@@ -85,7 +85,7 @@ def _cell(value: float, digits: int) -> str:
 
 def diagnostics_tables(result: Any, seed: int, delta: float, draws: int) -> list[tuple[str, Table, str]]:
     """(title, table, caption) per diagnostic of a ``robench diagnose`` result: models x layers (or N)."""
-    from robench.studies.diagnose import SENSITIVITY, SNR, UNIFORMITY
+    from robench.studies.diagnose.run import SENSITIVITY, SNR, UNIFORMITY
 
     n = "/".join(str(v) for v in dict.fromkeys(result.examples.values()))
     noises = "; ".join(dict.fromkeys(result.noise.values()))
