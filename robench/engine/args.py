@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from robench.argspec import REQUIRED, option
-from robench.data.preprocess import INTERPOLATIONS
 from robench.engine.distributed import parse_shard
 from robench.errors import RobenchError, check_seed
 
@@ -71,7 +70,9 @@ class RunArgs:
                 "labels": None if self.labels_file is None else str(self.labels_file)}
 
     def __post_init__(self) -> None:
-        from robench.device import AMP_CHOICES  # robench.device imports torch: not at --help time
+        # both import torch (robench.data fills its registry at import): not at --help time
+        from robench.data.preprocess import INTERPOLATIONS
+        from robench.device import AMP_CHOICES
 
         if self.amp not in AMP_CHOICES:
             raise RobenchError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
