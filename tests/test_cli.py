@@ -40,15 +40,88 @@ def test_every_option_has_help_and_train_states_its_per_task_defaults():
     from robench.lm.train import DEFAULTS as LM
     from robench.training.classifier import IMAGE_SOURCE_DEFAULTS as IMAGES, TASKS
 
-    commands = typer.main.get_command(app).commands
+    commands = _commands()
     undocumented = [(name, p.name) for name, c in commands.items() for p in c.params if not getattr(p, "help", None)]
     assert undocumented == []
     train = {p.name: p.help for p in commands["train"].params}
-    for option, key in (("epochs", "epochs"), ("embed_dim", "embed_dim"), ("depth", "depth"), ("heads", "num_heads"),
+    for option, key in (("epochs", "epochs"), ("embed_dim", "embed_dim"), ("depth", "depth"), ("num_heads", "num_heads"),
                         ("lr", "lr"), ("batch_size", "batch_size")):
         values = (TASKS["digits"][key], TASKS["wordnet-topics"][key], IMAGES[key], LM[key])
         expected = "default per task: digits {:g}, wordnet-topics and text tables {:g}, image sources {:g}, lm {:g}".format(*values)
         assert expected in train[option], (option, train[option])
+
+
+def _commands() -> dict:
+    """Every command with its options built (train and diagnose build theirs on first use)."""
+    import typer
+
+    from robench.cli import app
+    from robench.cli.options import DeferredOptions
+
+    commands = typer.main.get_command(app).commands
+    for c in commands.values():
+        if isinstance(c, DeferredOptions):
+            c.load()
+    return commands
+
+
+def test_every_option_is_its_dataclass_field():
+    """Each command's options are the CLI fields of its arguments dataclass: the same default (shown in
+    --help), the field's flags and help, and a value given on the command line reaches the field."""
+    import dataclasses
+
+    from robench.argspec import REQUIRED, cli_fields
+    from robench.engine.args import AttackArgs, CurveArgs, EvaluateArgs, MergeArgs
+    from robench.studies.diagnose import DiagnoseArgs
+    from robench.training.classifier import TrainArgs
+
+    commands = _commands()
+    excluded = {"curve": {"suite", "threats", "baseline"}}
+    for name, cls in (("evaluate", EvaluateArgs), ("attack", AttackArgs), ("curve", CurveArgs), ("merge", MergeArgs),
+                      ("train", TrainArgs), ("diagnose", DiagnoseArgs)):
+        params = {p.name: p for p in commands[name].params}
+        for f in cli_fields(cls):
+            if f.name in excluded.get(name, ()):
+                assert f.name not in params
+                continue
+            p, meta = params[f.name], f.metadata["cli"]
+            assert p.help == meta["help"] and p.help, (name, f.name)
+            if meta["flags"] is not None:
+                assert tuple(p.opts) == meta["flags"], (name, f.name, p.opts)
+                assert p.show_default, (name, f.name)
+            if f.default is REQUIRED or meta["required"]:
+                assert p.required, (name, f.name)
+            elif f.default in ((), []):
+                assert p.default is None and p.multiple or p.nargs == -1, (name, f.name)
+            else:
+                assert p.default == f.default, (name, f.name, p.default, f.default)
+                assert not p.required
+        # nothing else: the remaining options are the command's own (exports, --quiet, train's --out)
+        own = set(params) - {f.name for f in dataclasses.fields(cls)}
+        assert own <= {"csv", "json_", "markdown", "plot", "quiet", "auc_csv", "out"}, (name, own)
+
+
+def test_command_line_values_reach_the_dataclass(monkeypatch):
+    """What a command hands its library call: the dataclass built from the parsed options, with the
+    defaults of the fields left unset (evaluate's and attack's options, stopped before any work)."""
+    from robench.cli import app
+    import robench.engine.evaluate as engine
+
+    seen = {}
+
+    def stop(args, **_):
+        seen["args"] = args
+        return []
+
+    monkeypatch.setattr(engine, "evaluate", stop)
+    app(["evaluate", "digits-vit-sa", "-n", "7", "--threat", "fgsm", "--threat", "pgd", "--model-arg", "img_size=32",
+         "--mean", "0.5", "--skip-unreadable", "--quiet"], standalone_mode=False)
+    from robench.engine.args import EvaluateArgs
+
+    expected = EvaluateArgs(models=["digits-vit-sa"], num_examples=7, threats=["fgsm", "pgd"], model_args={"img_size": 32},
+                            mean=[0.5], skip_unreadable=True)
+    assert seen["args"] == expected
+    assert seen["args"].batch_size == 256 and seen["args"].std is None and seen["args"].suite == "default"
 
 
 def test_timm_registry_creates_every_variant():

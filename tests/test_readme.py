@@ -46,8 +46,9 @@ def test_the_package_exports_the_commands_functions():
     code = (
         "import robench\n"
         "first = robench.evaluate\n"
-        "from robench.engine.evaluate import EvaluateArgs, evaluate\n"
-        "from robench.engine.attack import AttackArgs, attack\n"
+        "from robench.engine.args import AttackArgs, EvaluateArgs\n"
+        "from robench.engine.attack import attack\n"
+        "from robench.engine.evaluate import evaluate\n"
         "from robench.training.classifier import TrainArgs, train\n"
         "assert robench.evaluate is first is evaluate and robench.EvaluateArgs is EvaluateArgs\n"
         "assert robench.attack is attack and robench.AttackArgs is AttackArgs\n"

@@ -24,14 +24,12 @@ def aggregate(
     """Aggregate evaluations of several training seeds: mean ± sd, range, paired differences and tests."""
     import re
 
-    from rich.table import Table
-
     from robench.studies.aggregate import aggregate_seeds, is_diagnostics_file, summaries_csv
-    from robench.report.summaries import summaries_markdown
-    from robench.cli.evaluate_cmd import check_export_paths, write_text_export
     from robench.errors import RobenchError
+    from robench.report.command_tables import seed_summary_table
+    from robench.report.exports import check_export_paths, write_text_export
     from robench.report.plots import close, plot_summaries
-    from robench.report.tables import short_threat
+    from robench.report.summaries import summaries_markdown
     from robench.results.schema import read_rows
 
     try:
@@ -47,21 +45,11 @@ def aggregate(
         return
     summaries = aggregate_seeds([r for p in paths for r in read_rows(p)], baseline, seed_pattern)
     if not quiet and "-" not in (str(csv), str(markdown)):  # stdout carries the machine output then
-        table = Table(title="mean ± sd over seeds (accuracy %, or perplexity: lower is better)")
-        for col in ("model", "n", "threat", "seeds", "mean ± sd", "Δ vs " + (baseline or "-"), "better", "t-test p",
-                    "paired p"):
-            table.add_column(col)
-        for s in summaries:
-            k = 1.0 if s.metric == "perplexity" else 100.0
-            table.add_row(s.group, str(s.n), short_threat(s.threat), s.seeds, f"{k * s.mean:.1f} ± {k * s.sd:.1f}",
-                          "" if s.delta_mean is None else f"{k * s.delta_mean:+.1f} ± {k * (s.delta_sd or 0):.1f}",
-                          "" if s.seeds_better is None else str(s.seeds_better),
-                          "" if s.ttest_p is None else f"{s.ttest_p:.3g}", s.paired_p)
-        out_console.print(table)
+        out_console.print(seed_summary_table(summaries, baseline))
     if csv is not None:
-        write_text_export(csv, summaries_csv(summaries), f"{len(summaries)} summaries")
+        write_text_export(csv, summaries_csv(summaries), f"{len(summaries)} summaries", err_console)
     if markdown is not None:
-        write_text_export(markdown, summaries_markdown(summaries), "markdown")
+        write_text_export(markdown, summaries_markdown(summaries), "markdown", err_console)
     if plot is not None:
         close(plot_summaries(summaries, plot))
         err_console.print(f"wrote plot -> {plot}")
@@ -71,8 +59,8 @@ def _diagnostics(paths: List[Path], baseline: Optional[str], seed_pattern: str, 
                  markdown: Optional[Path], plot: Optional[Path], quiet: bool) -> None:
     """``robench diagnose`` CSVs: mean ± sd over seeds per model group, diagnostic and layer (or N)."""
     from robench.studies.aggregate import aggregate_diagnostics, diagnostics_csv, read_diagnostics
+    from robench.report.exports import write_text_export
     from robench.report.summaries import diagnostics_markdown
-    from robench.cli.evaluate_cmd import write_text_export
     from robench.errors import RobenchError
 
     if baseline is not None or plot is not None:
@@ -81,6 +69,6 @@ def _diagnostics(paths: List[Path], baseline: Optional[str], seed_pattern: str, 
     if not quiet and "-" not in (str(csv), str(markdown)):
         out_console.print(diagnostics_markdown(summaries), highlight=False, markup=False)
     if csv is not None:
-        write_text_export(csv, diagnostics_csv(summaries), f"{len(summaries)} summaries")
+        write_text_export(csv, diagnostics_csv(summaries), f"{len(summaries)} summaries", err_console)
     if markdown is not None:
-        write_text_export(markdown, diagnostics_markdown(summaries), "markdown")
+        write_text_export(markdown, diagnostics_markdown(summaries), "markdown", err_console)

@@ -46,6 +46,11 @@ def _root(
     """Robustness benchmarking for Transformer classifiers (SA, BSA, GRC, BSA-GRC)."""
 
 
+def warn(message: str) -> None:
+    """Warnings go to stderr as one line each (never into machine output on stdout)."""
+    sys.stderr.write(f"robench: warning: {' '.join(message.split())}\n")
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     sys.stderr.write(f"robench: error: {' '.join(message.split())}\n")
     sys.stderr.flush()

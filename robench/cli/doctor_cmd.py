@@ -19,22 +19,15 @@ def doctor(
     """
     import sys
 
-    from rich.table import Table
-
     from robench.checks.doctor import MISSING_REQUIRED, missing_required, run_checks
+    from robench.report.command_tables import doctor_table
     from robench.resources.wordnet import provision
 
     if fix:
         for line in provision():
             err_console.print(line)
-    table = Table(title="robench doctor", caption="exit code 3 when a required check is missing")
-    table.add_column("check")
-    table.add_column("status")
-    table.add_column("detail / how to fix")
     checks = run_checks(import_textattack=not quick)
-    for c in checks:
-        table.add_row(c.name, "ok" if c.ok else ("missing" if c.required else "missing (optional)"), c.detail)
-    out_console.print(table)
+    out_console.print(doctor_table(checks))
     missing = missing_required(checks)
     if missing:
         sys.stderr.write(f"robench: doctor: required {', '.join(c.name for c in missing)} missing; see the table for how to fix\n")

@@ -7,9 +7,9 @@ from typing import List
 
 import typer
 
-from robench.cli.app import app, out_console
+from robench.cli.app import app, err_console, out_console
 from robench.cli.options import CsvExport, JsonExport, MarkdownExport
-from robench.cli.evaluate_cmd import check_export_paths, write_exports
+from robench.report.exports import check_export_paths, write_exports
 
 
 @app.command()
@@ -29,4 +29,4 @@ def leaderboard(
     if not any(str(p) == "-" for p in exports.values() if p is not None):
         for table in leaderboard_tables(rows):
             out_console.print(table)
-    write_exports(rows, exports)
+    write_exports(rows, exports, err_console)

@@ -14,12 +14,11 @@ def models(
     """List the model zoo (name, task, variant, params, clean accuracy) and the architectures."""
     import json
 
-    from rich.table import Table
-
     from robench.checkpoint.card import Card
     from robench.models.loading import list_zoo, zoo_dir
     from robench.models.config import VARIANTS
     from robench.models.registry import list_families
+    from robench.report.command_tables import zoo_tables
 
     entries = []
     for name in list_zoo():
@@ -34,19 +33,5 @@ def models(
     if json_out:
         out_console.print_json(json.dumps({"zoo": entries, "families": families, "variants": list(VARIANTS)}))
         return
-    table = Table(title=f"robench zoo ({zoo_dir()})", caption="clean accuracy on the card's test split, measured at training time")
-    for col, just in [("name", "left"), ("task", "left"), ("variant", "left"), ("params", "right"),
-                      ("dataset", "left"), ("clean %", "right"), ("n", "right")]:
-        table.add_column(col, justify=just)
-    for e in entries:
-        acc = "-" if e["clean_acc"] is None else f"{100 * e['clean_acc']:.2f}"
-        table.add_row(e["name"], e["task"], e["variant"], f"{e['params']:,}", e["dataset"], acc, str(e["n"] or "-"))
-    out_console.print(table)
-    arch = Table(title="registered architectures")
-    arch.add_column("family")
-    arch.add_column("variants")
-    arch.add_column("timm names")
-    for fam in families:
-        timm_names = ", ".join(f"robench_vit_{v.replace('-', '_')}" for v in VARIANTS) if fam == "vit" else "-"
-        arch.add_row(fam, ", ".join(VARIANTS), timm_names)
-    out_console.print(arch)
+    for table in zoo_tables(entries, families, list(VARIANTS), zoo_dir()):
+        out_console.print(table)

@@ -1,18 +1,26 @@
-"""Options shared by every command that evaluates (evaluate, attack, curve), declared once.
+"""Typer options derived from the arguments dataclasses: an option is declared once, in its field.
 
-``@run_options`` appends them to a command's signature (Typer reads signatures) and hands the
-command a ready ``run`` dict of :class:`~robench.engine.evaluate.RunArgs` keyword arguments.
+``@args_options(EvaluateArgs)`` appends one Typer parameter per :func:`robench.argspec.option` field
+of the class to a command's signature (Typer reads signatures), with the field's default (shown in
+``--help``), flags and help, and hands the command the values as ``run``: keyword arguments of that
+class, where an option the user left unset is left out so the dataclass default applies.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import sys
+import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, List, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
+from typer.core import TyperCommand
+
+from robench.argspec import REQUIRED, cli_fields
 
 _P = inspect.Parameter
 
@@ -20,61 +28,119 @@ _P = inspect.Parameter
 CsvExport = Annotated[Optional[Path], typer.Option("--csv", help="Export rows as CSV ('-' for stdout).")]
 JsonExport = Annotated[Optional[Path], typer.Option("--json", help="Export rows as JSON ('-' for stdout: machine output).")]
 MarkdownExport = Annotated[Optional[Path], typer.Option("--markdown", help="Export rows as a Markdown table.")]
-RUN_OPTIONS: list[tuple[str, Any, Any]] = [
-    ("dataset", Annotated[Optional[str], typer.Option("--dataset", help="Dataset name or source (default: the model card's).")], None),
-    ("split", Annotated[str, typer.Option("--split", help="Dataset split.")], "test"),
-    ("num_examples", Annotated[Optional[int], typer.Option("-n", "--num-examples", help="Seeded stratified sample size (default: whole split).")], None),
-    ("batch_size", Annotated[int, typer.Option("--batch-size", help="Examples per forward pass and per attack batch (batches are seeded by position: results do not depend on it for deterministic attacks; a larger one is faster on a GPU and needs more memory).")], 256),
-    ("device", Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")], "auto"),
-    ("amp", Annotated[str, typer.Option("--amp", help="Autocast for attack forward passes: auto (bf16 on CUDA, off on CPU), off, bf16, fp16; recorded predictions are fp32.")], "auto"),
-    ("seed", Annotated[int, typer.Option("--seed", help="Seed for sampling and attacks.")], 0),
-    ("out", Annotated[Optional[Path], typer.Option("--out", help="Directory for per-example JSONL records.")], None),
-    ("query_budget", Annotated[Optional[int], typer.Option("--query-budget", help="Max model queries per example for text threats that take a budget.")], None),
-    ("text_column", Annotated[Optional[str], typer.Option("--text-column", help="Text column of a table dataset.")], None),
-    ("label_column", Annotated[Optional[str], typer.Option("--label-column", help="Label column of a table dataset.")], None),
-    ("image_column", Annotated[Optional[str], typer.Option("--image-column", help="Image column of a Hugging Face dataset.")], None),
-    ("labels_file", Annotated[Optional[str], typer.Option("--labels", help="Label names of a table/JSON dataset, one per line, fixing their order (default: 0..K-1 for integer labels, sorted names for strings).")], None),
-    ("arch", Annotated[Optional[str], typer.Option("--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict.")], None),
-    ("model_arg", Annotated[Optional[List[str]], typer.Option("--model-arg", help="key=value for timm.create_model (repeatable).")], None),
-    ("mean", Annotated[Optional[List[float]], typer.Option("--mean", help="Per-channel mean overriding a timm model's contract (repeatable).")], None),
-    ("std", Annotated[Optional[List[float]], typer.Option("--std", help="Per-channel std overriding a timm model's contract (repeatable).")], None),
-    ("expect_accuracy", Annotated[Optional[float], typer.Option("--expect-accuracy", help="Clean accuracy the preprocessing probe should expect.")], None),
-    ("shard", Annotated[Optional[str], typer.Option("--shard", help="i/n: evaluate shard i of n (0-based) into --out DIR/shard-i-of-n; combine with `robench merge DIR`.")], None),
-    ("workers", Annotated[Optional[int], typer.Option("--workers", help="Processes decoding image files (folders, image tables, Arrow datasets); default: half the CPU cores, at most 8; 0 decodes in the main process.")], None),
-    ("img_size", Annotated[Optional[int], typer.Option("--img-size", help="Input size overriding the model's (timm data config or card); image files are resized and cropped to it.")], None),
-    ("crop_pct", Annotated[Optional[float], typer.Option("--crop-pct", help="Centre-crop fraction overriding the model's: resize to size/crop_pct, crop size (timm's eval transform).")], None),
-    ("interpolation", Annotated[Optional[str], typer.Option("--interpolation", help="Resize interpolation overriding the model's: bilinear, bicubic, nearest, lanczos, box, hamming.")], None),
-    ("threads", Annotated[Optional[int], typer.Option("--threads", help="CPU threads for the model and attacks (default: $ROBENCH_THREADS, else torch's: one per core, idle OpenMP threads sleeping; shown in the run header, recorded in --out's run.json).")], None),
-    ("skip_unreadable", Annotated[bool, typer.Option("--skip-unreadable", help="Leave images that cannot be decoded out of the run (listed in --out DIR/run.json and warned about) instead of stopping.")], False),
-]
 
 
-def _run_kwargs(values: dict[str, Any]) -> dict[str, Any]:
-    from robench.models.timm_loader import parse_model_args
+def _cli_type(cls: type, f: dataclasses.Field) -> Any:
+    """The type Typer parses for field ``f``: its ``cli_type``, else its annotation (evaluated in the
+    class's module, as ``from __future__ import annotations`` leaves it a string)."""
+    meta = f.metadata["cli"]
+    t = meta["cli_type"]
+    if t is None:
+        t = eval(f.type, vars(sys.modules[cls.__module__])) if isinstance(f.type, str) else f.type
+    args = typing.get_args(t)
+    if (typing.get_origin(t) in (typing.Union, types.UnionType)) and type(None) in args:
+        (t,) = [a for a in args if a is not type(None)]  # X | None: the value's type; the None default stays
+    return Optional[t] if typing.get_origin(t) is list else t
 
-    values = dict(values)
-    values["model_args"] = parse_model_args(values.pop("model_arg") or [])
-    values["mean"] = values["mean"] or None
-    values["std"] = values["std"] or None
-    return values
+
+def option_parameters(cls: type, exclude: tuple[str, ...] = ()) -> list[inspect.Parameter]:
+    """One keyword-only parameter per CLI field of ``cls`` (Typer ``Argument`` or ``Option``)."""
+    params = []
+    for f in cli_fields(cls):
+        if f.name in exclude:
+            continue
+        meta = f.metadata["cli"]
+        default = f.default
+        if default is REQUIRED or meta["required"]:
+            default = ...
+        elif isinstance(default, (tuple, list)) and not default:
+            default = None  # a repeatable option or variadic argument given no value: Typer's None
+        if meta["flags"] is None:
+            info = typer.Argument(default, help=meta["help"], show_default=default not in (None, ...))
+        else:
+            info = typer.Option(default, *meta["flags"], help=meta["help"], show_default=True)
+        params.append(_P(f.name, _P.KEYWORD_ONLY, default=info, annotation=_cli_type(cls, f)))
+    return params
 
 
-def run_options(fn: Callable) -> Callable:
-    """Give ``fn`` the shared options; it receives them as ``run`` (RunArgs keyword arguments)."""
-    sig = inspect.signature(fn)
-    # The command's own annotations resolved to objects (they are strings under `from __future__
-    # import annotations`), keeping Annotated metadata such as the shared CsvExport option.
-    hints = typing.get_type_hints(fn, include_extras=True)
-    own = [p.replace(annotation=hints.get(name, p.annotation)) for name, p in sig.parameters.items() if name != "run"]
-    extra = [_P(name, _P.KEYWORD_ONLY, default=default, annotation=ann) for name, ann, default in RUN_OPTIONS]
-    names = [name for name, _, _ in RUN_OPTIONS]
+def cli_values(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Command-line values -> keyword arguments of ``cls``: unset ones dropped, ``parse`` applied."""
+    fields = {f.name: f for f in cli_fields(cls)}
+    out = {}
+    for name, value in values.items():
+        if value is None or (isinstance(value, list) and not value):
+            continue  # not given: the dataclass's default, declared there only
+        parse = fields[name].metadata["cli"]["parse"]
+        out[name] = parse(value) if parse else value
+    return out
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        run = {k: kwargs.pop(k) for k in names if k in kwargs}
-        return fn(*args, **kwargs, run=_run_kwargs(run))
 
-    wrapper.__signature__ = sig.replace(parameters=own + extra)
-    wrapper.__annotations__ = {**{k: v for k, v in hints.items() if k != "run"},
-                               **{name: ann for name, ann, _ in RUN_OPTIONS}}
-    return wrapper
+def args_options(cls: type, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Give a command the options of ``cls`` (but ``exclude``); it receives them as ``run``."""
+
+    def decorate(fn: Callable) -> Callable:
+        sig = inspect.signature(fn)
+        # The command's own annotations resolved to objects (they are strings under `from __future__
+        # import annotations`), keeping Annotated metadata such as the shared CsvExport option.
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [p.replace(kind=_P.KEYWORD_ONLY, annotation=hints.get(name, p.annotation))  # Typer passes keywords
+               for name, p in sig.parameters.items() if name != "run"]
+        extra = option_parameters(cls, exclude)
+        names = [p.name for p in extra]
+        # the class's own options (evaluate's --suite, attack's --threat) lead, the shared ones follow
+        declared = set(cls.__dict__.get("__annotations__", {}))
+        lead = [p for p in extra if p.name in declared]
+        rest = [p for p in extra if p.name not in declared]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            run = {k: kwargs.pop(k) for k in names if k in kwargs}
+            return fn(*args, **kwargs, run=cli_values(cls, run))
+
+        wrapper.__signature__ = sig.replace(parameters=lead + own + rest)
+        wrapper.__annotations__ = {**{k: v for k, v in hints.items() if k != "run"},
+                                   **{p.name: p.annotation for p in extra}}
+        return wrapper
+
+    return decorate
+
+
+class DeferredOptions(TyperCommand):
+    """A command whose arguments dataclass lives in a module that imports torch (``TrainArgs``,
+    ``DiagnoseArgs``): its options are built from the dataclass when the command runs or shows its
+    help, not when ``robench --help`` lists the commands (which must not import torch)."""
+
+    def load(self) -> None:
+        """Build the real options and callback (once) from the command's dataclass."""
+        build = getattr(getattr(self.callback, "__wrapped__", None), "build_command", None)
+        if build is None:
+            return
+        one = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+        one.command()(build())
+        real = typer.main.get_command(one)  # a Typer of one command gives that command
+        self.params, self.callback = real.params, real.callback
+
+    def make_context(self, info_name: Any, args: list, parent: Any = None, **extra: Any) -> Any:
+        self.load()
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def deferred_args_options(module: str, name: str, exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """:func:`args_options` of ``module.name``, imported only when the command runs (with
+    :class:`DeferredOptions` as the command's class). ``robench --help`` sees a placeholder of the
+    command's name and docstring."""
+
+    def decorate(fn: Callable) -> Callable:
+        def build() -> Callable:
+            import importlib
+
+            return args_options(getattr(importlib.import_module(module), name), exclude)(fn)
+
+        def placeholder() -> None:  # replaced by build() before it could run
+            raise AssertionError("deferred command ran unbuilt")
+
+        placeholder.__name__, placeholder.__doc__ = fn.__name__, fn.__doc__
+        placeholder.build_command = build
+        return placeholder
+
+    return decorate

@@ -15,8 +15,8 @@ from robench.data.loader import Feed
 from robench.data.base import LM as LM_TASK
 from robench.device import resolve_device, resolve_threads
 from robench.errors import RobenchError
+from robench.engine.args import AttackArgs
 from robench.engine.distributed import complete, gather_max, owned_clean, resolve_shard
-from robench.engine.evaluate import RunArgs
 from robench.engine.plan import apply_budget
 from robench.engine.rows import make_row
 from robench.engine.run_config import note_skipped, open_store, run_config
@@ -28,15 +28,6 @@ from robench.engine.runner import KeepAdv, attack_records, check_modality
 from robench.checks.sanity import attach, model_flags
 from robench.threats.base import CLEAN, NO_PERTURBATION
 from robench.threats.registry import build_threat
-
-
-@dataclass(kw_only=True)
-class AttackArgs(RunArgs):
-    """Arguments of ``robench attack`` (shared by the CLI and the Python API)."""
-
-    model: str
-    threat: str
-    save_adv: Path | None = None
 
 
 @dataclass

@@ -11,19 +11,12 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from robench.errors import RobenchError
-from robench.engine.evaluate import EvaluateArgs, evaluate
+from robench.engine.args import CurveArgs, EvaluateArgs
+from robench.engine.evaluate import evaluate
 from robench.threats.base import CLEAN
 from robench.results.schema import ResultRow
 from robench.threats.registry import build_threat, threat_classes
 from robench.threats.spec import parse_number, parse_spec
-
-
-@dataclass(kw_only=True)
-class CurveArgs(EvaluateArgs):
-    """Arguments of ``robench curve``: a base threat and ``key=v1,v2,...``."""
-
-    threat: str
-    sweep: str
 
 
 @dataclass

@@ -10,107 +10,28 @@ flags robench.checks.sanity, language models robench.lm.perplexity.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import torch
 
+from robench.engine.args import EvaluateArgs, RunArgs
 from robench.checks.probe import probe_preprocessing
 from robench.checks.sanity import Flag, attach, flag_rows, model_flags
-from robench.data.preprocess import INTERPOLATIONS
-from robench.device import AMP_CHOICES, resolve_device, resolve_threads
+from robench.device import resolve_device, resolve_threads
 from robench.engine.baseline import add_baseline, check_pairable
-from robench.engine.distributed import Shard, complete, gather_max, owned_clean, parse_shard, resolve_shard
+from robench.engine.distributed import Shard, complete, gather_max, owned_clean, resolve_shard
 from robench.engine.jobs import Job, header_lines, prepare, run_clean
 from robench.engine.plan import MODALITIES, check_threats, is_lm_run, load_models, model_specs, modality_of, resolve_threats
 from robench.engine.rows import ResultKey, make_row, row_key, set_pooled_n
 from robench.engine.run_config import note_skipped, open_store, run_config
 from robench.engine.runner import attack_records, check_modality
-from robench.errors import RobenchError, check_seed
 from robench.models.loading import LoadedModel
 from robench.results.records import Record
 from robench.results.schema import ResultRow
 from robench.results.store import RecordStore, record_key
 from robench.threats.base import CLEAN, NO_PERTURBATION, Threat
-
-@dataclass(kw_only=True)
-class RunArgs:
-    """Options every evaluating command shares (the common options of evaluate, attack and curve)."""
-
-    dataset: str | None = None
-    split: str = "test"
-    num_examples: int | None = None
-    batch_size: int = 256
-    device: str = "auto"
-    amp: str = "auto"  # autocast of attack forward passes: auto (bf16 on CUDA, off on CPU), off, bf16, fp16
-    seed: int = 0
-    out: Path | None = None
-    query_budget: int | None = None  # overrides the query_budget of every threat that has one
-    arch: str | None = None  # card (or zoo name) for weights without one
-    model_args: dict | None = None  # timm.create_model kwargs for timm: models
-    mean: list[float] | None = None  # override the preprocessing contract of timm: models
-    std: list[float] | None = None
-    expect_accuracy: float | None = None  # for the preprocessing probe (default: the card's figure)
-    text_column: str | None = None  # column names of table datasets (default: detected)
-    label_column: str | None = None
-    image_column: str | None = None
-    labels_file: str | None = None  # --labels FILE: label names, one per line, fixing a table's label order
-    shard: str | None = None  # "i/n": evaluate shard i of n, records under --out DIR/shard-i-of-n for `robench merge`
-    # Image files (folders, image tables, Arrow datasets, the ImageNet family) are decoded on demand:
-    workers: int | None = None  # decoding processes (default: robench.data.loader.default_workers); 0 = in process
-    img_size: int | None = None  # override the model's input size / crop_pct / interpolation (robench.data.preprocess)
-    crop_pct: float | None = None
-    interpolation: str | None = None
-    skip_unreadable: bool = False  # leave unreadable images out (listed in the run config) instead of stopping
-    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else torch's: one per core)
-
-    @property
-    def columns(self) -> dict[str, str | None]:
-        return {"text": self.text_column, "label": self.label_column, "image": self.image_column,
-                "labels": None if self.labels_file is None else str(self.labels_file)}
-
-    def __post_init__(self) -> None:
-        if self.amp not in AMP_CHOICES:
-            raise RobenchError(f"--amp must be one of {', '.join(AMP_CHOICES)}, got {self.amp!r}")
-        if self.query_budget is not None and self.query_budget < 1:
-            raise RobenchError(f"--query-budget must be >= 1, got {self.query_budget}")
-        if self.batch_size < 1:
-            raise RobenchError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.num_examples is not None and self.num_examples < 1:
-            raise RobenchError(f"-n/--num-examples must be >= 1, got {self.num_examples}")
-        if self.shard is not None:
-            parse_shard(self.shard)
-        if self.threads is not None and self.threads < 1:
-            raise RobenchError(f"--threads must be >= 1, got {self.threads}")
-        if self.workers is not None and self.workers < 0:
-            raise RobenchError(f"--workers must be >= 0 (0 decodes images in the main process), got {self.workers}")
-        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
-            raise RobenchError(f"--crop-pct must be in (0, 1], got {self.crop_pct}")
-        if self.img_size is not None and self.img_size < 1:
-            raise RobenchError(f"--img-size must be >= 1, got {self.img_size}")
-        if self.interpolation is not None and self.interpolation not in INTERPOLATIONS:
-            raise RobenchError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
-        check_seed(self.seed)
-        if self.expect_accuracy is not None and not 0 <= self.expect_accuracy <= 1:
-            raise RobenchError(f"--expect-accuracy must be a clean accuracy in [0, 1] (0.9 = 90%), got {self.expect_accuracy}")
-        for flag, values in (("--mean", self.mean), ("--std", self.std)):
-            if values and not all(math.isfinite(v) and (flag == "--mean" or v > 0) for v in values):
-                raise RobenchError(f"{flag} values must be finite numbers{' > 0' if flag == '--std' else ''}, got {values}")
-
-
-@dataclass(kw_only=True)
-class EvaluateArgs(RunArgs):
-    """Arguments of ``robench evaluate`` (shared by the CLI and the Python API)."""
-
-    models: Sequence[str | LoadedModel] = ()  # LoadedModel: from Python only
-    suite: str = "default"
-    threats: Sequence[str] = ()
-    baseline: str | None = None
-
-
 
 @dataclass
 class _Run:

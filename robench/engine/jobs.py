@@ -27,7 +27,7 @@ from robench.models.loading import LoadedModel, load_model
 from robench.results.records import Record
 
 if TYPE_CHECKING:
-    from robench.engine.evaluate import RunArgs
+    from robench.engine.args import RunArgs
 
 TOP_K = 5
 

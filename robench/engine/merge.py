@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from robench.engine.args import MergeArgs
 from robench.engine.distributed import SHARD_DIR
 from robench.errors import RobenchError
 from robench.results.records import Record, read_records
@@ -22,15 +23,6 @@ from robench.checks.sanity import Flag, attach, flag_rows
 from robench.engine.baseline import add_baseline
 from robench.engine.rows import recomputed, row_key, set_pooled_n
 from robench.threats.base import CLEAN
-
-
-@dataclass(kw_only=True)
-class MergeArgs:
-    """Arguments of ``robench merge`` (shared by the CLI and the Python API)."""
-
-    dirs: Sequence[Path]
-    out: Path | None = None  # merged records + rows.json
-    baseline: str | None = None
 
 
 @dataclass

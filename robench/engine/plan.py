@@ -19,7 +19,7 @@ from robench.threats.registry import build_threat
 from robench.threats.suite import load_suite
 
 if TYPE_CHECKING:
-    from robench.engine.evaluate import EvaluateArgs, RunArgs
+    from robench.engine.args import EvaluateArgs, RunArgs
 
 MODALITIES = tuple(m.name for m in modality_table.values())  # the threat modalities: "image", "text"
 

@@ -16,7 +16,7 @@ from robench.engine.distributed import Shard, shard_out
 from robench.results.store import RecordStore
 
 if TYPE_CHECKING:
-    from robench.engine.evaluate import RunArgs
+    from robench.engine.args import RunArgs
     from robench.engine.jobs import Job
 
 

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from robench import __version__
+from robench.argspec import REQUIRED, option
 from robench.checkpoint.card import Card, image_preprocessing
 from robench.checkpoint.io import card_path_for, save_checkpoint
 from robench.data.base import IMAGE, Dataset, stratified_sample
@@ -67,38 +68,40 @@ def source_kind(task: str) -> str | None:
 class TrainArgs:
     """Arguments of ``robench train`` (shared by the CLI and the Python API)."""
 
-    task: str
-    variant: str
-    seed: int = 0
-    epochs: int | None = None
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    device: str = "cpu"
+    # per-task defaults: TASKS and IMAGE_SOURCE_DEFAULTS here, robench.lm.train.DEFAULTS; the help texts
+    # state them (tests/test_cli.py checks that they do)
+    task: str = option(REQUIRED, "--task", help="digits, wordnet-topics, a text file (.tsv/.csv table or .json/.jsonl/.parquet with a text and a label column), an MNIST idx file or image folder (slices: FILE[:8000]), or lm (a causal language model on --data).")
+    variant: str = option(REQUIRED, "--variant", help="sa, bsa, grc or bsa-grc.")
+    seed: int = option(0, "--seed", help="Seed for initialisation, data order and sampling.")
+    epochs: int | None = option(None, "--epochs", help="Training epochs (default per task: digits 40, wordnet-topics and text tables 20, image sources 10, lm 1).")
+    embed_dim: int | None = option(None, "--embed-dim", help="Model width (default per task: digits 64, wordnet-topics and text tables 48, image sources 64, lm 64).")
+    depth: int | None = option(None, "--depth", help="Transformer blocks (default per task: digits 4, wordnet-topics and text tables 2, image sources 4, lm 2).")
+    num_heads: int | None = option(None, "--heads", help="Attention heads, must divide --embed-dim (default per task: digits 4, wordnet-topics and text tables 4, image sources 4, lm 4).")
+    lr: float | None = option(None, "--lr", help="AdamW peak learning rate (default per task: digits 0.002, wordnet-topics and text tables 0.002, image sources 0.002, lm 0.003).")
+    batch_size: int | None = option(None, "--batch-size", help="Training batch size (default per task: digits 64, wordnet-topics and text tables 64, image sources 64, lm 32).")
+    device: str = option("cpu", "--device", help="cpu (bit-reproducible), cuda or auto.")
     # A text table (.tsv/.csv, see robench.data.files) as the task: --eval-data names its test file.
-    eval_data: str | None = None
-    train_examples: int | None = None
+    eval_data: str | None = option(None, "--eval-data", help="Held-out .tsv/.csv when --task is a file; the test token file with --task lm.")
+    train_examples: int | None = option(None, "--train-examples", help="Train on a seeded stratified sample of this size.")
     # --task lm: the training token file (--eval-data is the test file) and an optional token limit.
-    data: str | None = None
-    train_tokens: int | None = None
+    data: str | None = option(None, "--data", help="--task lm: the training token file (one paragraph per line, e.g. wiki.valid.tokens).")
+    train_tokens: int | None = option(None, "--train-tokens", help="--task lm: train on the first N tokens of --data only.")
     # Image tasks: side of a square patch in pixels (must divide the image side).
-    patch_size: int | None = None
+    patch_size: int | None = option(None, "--patch-size", help="Image tasks: patch side in pixels (default: a 4 x 4 grid).")
     # Image files (folders, image tables): the side images are resized and centre-cropped to
     # (default: the first training image's, which must then be square), decoding processes, and
     # timm's train augmentation (RandomResizedCrop, flip, colour jitter; off by default).
-    img_size: int | None = None
-    workers: int | None = None
-    augment: bool = False
-    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else torch's: one per core)
+    img_size: int | None = option(None, "--img-size", help="Image files: resize and centre-crop every image to N x N (default: the first training image's size, if square).")
+    workers: int | None = option(None, "--workers", help="Image files: decoding processes (default: half the CPU cores, at most 8; 0 = in process).")
+    augment: bool = option(False, "--augment", help="Image files: timm's train augmentation (RandomResizedCrop, flip, colour jitter); off by default.")
+    threads: int | None = option(None, "--threads", help="CPU threads (default: $ROBENCH_THREADS, else torch's: one per core, idle OpenMP threads sleeping); CPU training is bit-reproducible per thread count, recorded in the card.")
     # Text files: column names (default: detected), a --labels FILE fixing the label order; text
     # tasks (and lm): the vocabulary cap (words, [PAD] and [UNK] included) and the token limit.
-    text_column: str | None = None
-    label_column: str | None = None
-    labels_file: str | None = None
-    vocab_size: int | None = None
-    max_length: int | None = None
+    text_column: str | None = option(None, "--text-column", help="Text files: the text column (default: sentence, text, content or review).")
+    label_column: str | None = option(None, "--label-column", help="Text files: the label column (default: label).")
+    labels_file: str | None = option(None, "--labels", help="Text files: label names, one per line, fixing their order (default: 0..K-1 for integer labels, sorted names for strings).")
+    vocab_size: int | None = option(None, "--vocab-size", help="Text tasks and lm: vocabulary cap, [PAD] and [UNK] included (default: 2000; lm 5000).")
+    max_length: int | None = option(None, "--max-length", help="Text tasks and lm: tokens per text, longer ones truncated (default: 32; lm context 64).")
 
     @property
     def columns(self) -> dict[str, str | None]:

@@ -39,7 +39,7 @@ def examples(model: LoadedModel, dataset: str | None, split: str, n: int | None,
     from robench.data.imagenet import split_source
     from robench.data.loader import Feed
     from robench.data.registry import check_split
-    from robench.engine.evaluate import RunArgs
+    from robench.engine.args import RunArgs
     from robench.engine.jobs import dataset_of, dataset_parts, prepare
 
     name, source = dataset_of(model, dataset)

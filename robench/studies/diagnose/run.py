@@ -9,6 +9,7 @@ from typing import Sequence
 
 import torch
 
+from robench.argspec import option
 from robench.data.base import IMAGE, LM as LM_TASK, Dataset
 from robench.errors import RobenchError, check_seed
 from robench.models.loading import LoadedModel
@@ -54,18 +55,22 @@ def parse_lengths(spec: str | Sequence[int]) -> tuple[int, ...]:
 class DiagnoseArgs:
     """Arguments of ``robench diagnose`` (shared by the CLI and the Python API)."""
 
-    models: Sequence[str | LoadedModel] = ()
-    dataset: str | None = None  # default: the model card's
-    split: str = "test"
-    num_examples: int | None = 64  # seeded stratified sample; None = the whole split
-    batch_size: int = 64
-    device: str = "auto"
-    seed: int = 0
-    noise: float | None = None  # image: pixel sigma; text: token replacement rate; default DEFAULT_NOISE
-    lengths: str | Sequence[int] = DEFAULT_LENGTHS
-    delta: float = 1e-3  # relative size ||dx|| / ||x|| of the attention-sensitivity perturbation
-    draws: int = 4  # random inputs per length, averaged
-    threads: int | None = None  # CPU threads (default: $ROBENCH_THREADS, else torch's: one per core)
+    models: Sequence[str | LoadedModel] = option((), None, cli_type=list[str], cli_required=True,
+                                                 help="Zoo names or robench checkpoint paths.")
+    dataset: str | None = option(None, "--dataset", help="Dataset name or source (default: the model card's).")
+    split: str = option("test", "--split", help="Dataset split.")
+    # seeded stratified sample; None = the whole split
+    num_examples: int | None = option(64, ("-n", "--num-examples"), help="Seeded stratified sample size.")
+    batch_size: int = option(64, "--batch-size", help="Examples per forward pass.")
+    device: str = option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+    seed: int = option(0, "--seed", help="Seed for the sample, the noise and the random tokens.")
+    noise: float | None = option(None, "--noise", help="SNR noise: pixel sigma (images) or token replacement rate (text); default 0.1.")
+    # a string as the command line gives it; __post_init__ parses it (or a sequence) into sorted lengths
+    lengths: str | Sequence[int] = option(",".join(map(str, DEFAULT_LENGTHS)), "--lengths", cli_type=str,
+                                          help="Sequence lengths N for attention sensitivity.")
+    delta: float = option(1e-3, "--delta", help="Relative size ||dx||/||x|| of the attention-sensitivity perturbation.")
+    draws: int = option(4, "--draws", help="Random inputs per length (averaged).")
+    threads: int | None = option(None, "--threads", help="CPU threads (default: $ROBENCH_THREADS, else torch's: one per core, idle OpenMP threads sleeping).")
 
     def __post_init__(self) -> None:
         if not self.models:
