@@ -351,8 +351,11 @@ def test_ctrl_c_exits_130_with_one_line_and_no_export(tmp_path):
     deadline = time.time() + 120
     while not list(out.glob("*.journal")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)
+    journaled, running = bool(list(out.glob("*.journal"))), proc.poll() is None
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
+    # which way a failure went: the run ended before a journal was seen, or it outlived the signal
+    assert journaled and running, f"no interrupt sent (journal seen: {journaled}, still running: {running})"
     assert_one_line_error(subprocess.CompletedProcess([], proc.returncode, stdout, stderr), PROCESS_ENTRIES[1].fragment, 130)
     assert not csv.exists()
     assert list(out.glob("*.journal"))  # what was done is kept for the resume
