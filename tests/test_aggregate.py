@@ -130,6 +130,7 @@ def test_cli_bad_seed_pattern_exit_2(tmp_path, cli):
                           "no seed suffix")
 
 
+@pytest.mark.slow
 def test_diagnostics_csvs_aggregate_per_layer_and_length(tmp_path, cli):
     lines = ["model,diagnostic,layer,n_tokens,value,unit"]
     for seed, (u0, u1, s64) in enumerate([(0.1, 0.5, 1.0), (0.3, 0.7, 2.0)]):

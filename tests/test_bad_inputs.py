@@ -327,6 +327,7 @@ def test_catalogue_has_30_distinct_entries():
     assert len({b.what for b in entries}) == len(entries) >= 30
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_records(tmp_path):
     """RLIMIT_FSIZE makes writes past 16 KB fail as a full disk would (CPython ignores SIGXFSZ)."""
     out = tmp_path / "records"

@@ -48,6 +48,7 @@ def test_timm_head_size_mismatch_is_reported_not_reinitialised(tmp_path):
         load_model("timm:no_such_net", labels=["a", "b"])
 
 
+@pytest.mark.slow
 def test_state_dict_with_arch_and_prefixes(tmp_path, cli):
     ref = load_model("digits-vit-bsa")
     pt = tmp_path / "weights.pt"
@@ -111,6 +112,7 @@ def test_image_folder_dataset(tmp_path, cli):
     assert Feed(Preprocessing(channels=1, size=(8, 8)), torch.device("cpu")).tensor(mixed, [odd]).shape == (1, 1, 8, 8)
 
 
+@pytest.mark.slow
 def test_json_dataset_with_columns(tmp_path, cli, wordnet_available):
     from robench.data.base import stratified_sample
 
@@ -180,6 +182,7 @@ def test_probe_names_the_preprocessing_mistake():
     assert w is not None and "normalisation is missing" in w
 
 
+@pytest.mark.slow
 def test_probe_warning_in_cli_for_permuted_labels(tmp_path, cli, wordnet_available):
     from robench.data.base import stratified_sample
 

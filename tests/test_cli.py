@@ -249,6 +249,7 @@ def test_models_lists_zoo(cli):
     assert data["families"] == ["lm", "text", "vit"]
 
 
+@pytest.mark.slow
 def test_doctor_reports_missing_wordnet_with_fix(cli, tmp_path):
     from robench.resources.wordnet import DEBIAN_WORDNET
 

@@ -83,6 +83,7 @@ def test_corruption_all_row_and_mce_from_records(tmp_path):
     assert row.mce == pytest.approx(float(np.mean(ce)), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_corruption_spec_rules(cli):
     from robench.threats.registry import build_threat
 
@@ -94,6 +95,7 @@ def test_corruption_spec_rules(cli):
     assert_one_line_error(proc, "averages severities 1-5; drop the severity parameter")
 
 
+@pytest.mark.slow
 def test_curve_csv_auc_and_plot(cli, tmp_path):
     import matplotlib.image as mpimg
 

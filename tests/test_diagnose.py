@@ -302,6 +302,7 @@ def test_bad_arguments_are_one_line_errors():
         DiagnoseArgs(models=["digits-vit-sa"], delta=0.0)
 
 
+@pytest.mark.slow
 def test_cli_writes_csv_and_png(cli, tmp_path):
     out_csv, out_png = tmp_path / "d.csv", tmp_path / "d.png"
     proc = cli("diagnose", "digits-vit-sa", "-n", "8", "--lengths", "16,64", "--draws", "1", "--device", "cpu",

@@ -90,6 +90,7 @@ def test_three_shards_then_merge_equal_one_process(single, tmp_path, cli):
     assert again.returncode == 0 and "resumed: " in again.stderr
 
 
+@pytest.mark.slow
 def test_merge_refuses_shards_of_different_runs(tmp_path, cli):
     for seed, i in (("0", 0), ("1", 1)):
         proc = cli("evaluate", "digits-vit-sa", "--suite", "clean", "-n", "30", "--seed", seed, "--shard", f"{i}/2",

@@ -133,6 +133,7 @@ def _table(path: Path, rows: list[tuple[str, str]], header: str = "sentence,labe
     path.write_text(header + "\n" + "".join(f"{t},{y}\n" for t, y in rows))
 
 
+@pytest.mark.slow
 def test_evaluate_data_missing_classes_matches_direct_predictions(tmp_path, cli):
     """A file lacking the model's class 0, one lacking its last class, and the same with a --labels
     file in another order: clean accuracy equals predictions compared by label name."""
@@ -163,6 +164,7 @@ def test_evaluate_data_missing_classes_matches_direct_predictions(tmp_path, cli)
             assert row["n"] == 24 and row["clean_acc"] == pytest.approx(expected, abs=1e-6), (dropped, extra)
 
 
+@pytest.mark.slow
 def test_train_on_named_columns_and_string_labels_then_evaluate_anywhere(tmp_path, cli):
     data = tmp_path / "proj" / "data"
     models = tmp_path / "proj" / "models"

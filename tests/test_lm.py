@@ -290,6 +290,7 @@ def test_evaluate_lm_with_baseline_pairs_on_the_same_stream(tiny_checkpoint, cli
                           "read different token streams")
 
 
+@pytest.mark.slow
 def test_diagnose_language_model(tiny_checkpoint, cli, tmp_path):
     """diagnose on an LM: windows of the token file, token-replacement SNR, causal sensitivity."""
     from robench.studies.diagnose.data import lm_windows

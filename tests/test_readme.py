@@ -11,6 +11,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -25,6 +27,7 @@ def test_readme_has_python_examples():
     assert blocks and any("robench.evaluate(" in b for b in blocks)
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run_verbatim_twice_in_one_process():
     # each block runs in its own namespace; the second round reuses the interpreter (modules stay imported).
     # `python -c` from the repository: this checkout's robench is the one imported

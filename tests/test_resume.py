@@ -137,6 +137,7 @@ def test_resume_with_another_command_exits_2_and_keeps_the_records(tmp_path, cli
     assert proc.returncode == 0 and "resumed: 80 records" in proc.stderr
 
 
+@pytest.mark.slow
 def test_resumed_rows_keep_the_seconds_of_the_run_that_computed_them(tmp_path, cli):
     """A finished (model, threat) read back from --out reports the compute time recorded when it ran
     (timings.json), not the milliseconds of reading it; the journal keeps each batch's seconds."""

@@ -46,6 +46,7 @@ def test_sst2_train_slice_then_attack_dev(cli, tmp_path, wordnet_available):
     assert rows[1]["perturbation_unit"] == "words" and 0 < rows[1]["mean_perturbation"] <= 1
 
 
+@pytest.mark.slow
 def test_bad_text_tables_exit_2(cli, tmp_path):
     empty = tmp_path / "empty.tsv"
     empty.write_text("sentence\tlabel\n")

@@ -50,6 +50,7 @@ def hand_predictions(net, files, transform, mode: str) -> torch.Tensor:
         return torch.cat([net(transform(Image.open(f).convert(mode))[None]) for f in files])
 
 
+@pytest.mark.slow
 def test_robench_card_with_resize_and_crop_matches_timm_transform(tmp_path, cli):
     """A robench card with crop_pct/interpolation gets exactly timm's eval transform on mixed-size files."""
     from timm.data import create_transform
@@ -151,6 +152,7 @@ def test_timm_model_sees_what_timm_validate_feeds_it(tmp_path, cli):
     assert real_row["clean_top5"] == round(sum(bool(s & set(r.clean_top5)) for r, s in scored) / len(scored), 6)
 
 
+@pytest.mark.slow
 def test_only_sampled_files_are_opened(tmp_path, cli):
     """-n draws its sample from the labels alone: every other file is garbage, and the run works;
     a sample that includes a garbage file fails naming it."""

@@ -168,6 +168,7 @@ def test_textattack_spec_forms():
         build_threat("pwws-fast:10")
 
 
+@pytest.mark.slow
 def test_recipe_needing_downloads_fails_with_one_line(cli, wordnet_available):
     proc = cli("attack", "wordnet-text-sa", "--threat", "textattack:textfooler", "-n", "5", "--device", "cpu")
     assert_one_line_error(proc, "needs counter-fitted word embeddings and the Universal Sentence Encoder")
@@ -175,6 +176,7 @@ def test_recipe_needing_downloads_fails_with_one_line(cli, wordnet_available):
     assert_one_line_error(proc, "has goal InputReduction, not a classification attack")
 
 
+@pytest.mark.slow
 def test_word_level_threats_without_wordnet_exit_2(cli, tmp_path):
     env = {"HOME": str(tmp_path), "ROBENCH_HOME": str(tmp_path / "rb"), "NLTK_DATA": ""}
     for spec in ("pwws-fast", "pwws"):

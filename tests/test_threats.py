@@ -57,6 +57,7 @@ def test_bad_specs(spec, fragment):
     assert fragment in str(e.value)
 
 
+@pytest.mark.slow
 def test_bad_spec_cli_exit_2(cli):
     proc = cli("attack", "digits-vit-sa", "--threat", "pgd:epsilon=0.1", "--device", "cpu")
     assert_one_line_error(proc, "has no parameter 'epsilon'")
@@ -191,6 +192,7 @@ def test_pgd_beats_fgsm_and_accuracy_falls_with_eps():
             assert all(b <= a + one + 1e-9 for a, b in zip(accs, accs[1:])), accs
 
 
+@pytest.mark.slow
 def test_save_adv_reevaluates_to_attacked_accuracy(cli, tmp_path):
     adv = tmp_path / "adv.safetensors"
     rows = tmp_path / "a.json"

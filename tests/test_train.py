@@ -37,6 +37,7 @@ def test_train_is_deterministic_and_seed_sensitive(tmp_path, cli):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.safetensors", "b.json", "b.safetensors", "c.json", "c.safetensors"]
 
 
+@pytest.mark.slow
 def test_train_text_model_card_carries_tokenizer(tmp_path, cli, wordnet_available):
     out = tmp_path / "t.safetensors"
     proc = cli("train", "--task", "wordnet-topics", "--variant", "bsa", "--out", str(out), *TINY)
@@ -77,6 +78,7 @@ def test_train_missing_output_dir_exit_2(tmp_path, cli):
     assert_one_line_error(proc, "does not exist")
 
 
+@pytest.mark.slow
 def test_train_on_sliced_idx_file_holds_out_the_rest(tmp_path, cli):
     """MNIST idx as a task: FILE[:k] trains, FILE[k:] evaluates; geometry from the images; the card
     points evaluate at the held-out slice, and the recorded accuracy is what evaluate measures."""
