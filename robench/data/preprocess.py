@@ -11,6 +11,11 @@ use_test_size=True)``, as validate.py does); a robench card stores them in its p
 contract (``crop_pct``, ``crop_mode``, ``interpolation``; cards without them mean ``crop_pct`` 1:
 resize the shorter side to the model size and centre crop, which leaves images already at that size
 untouched). ``--img-size``, ``--crop-pct`` and ``--interpolation`` override either.
+
+An ``hf:DIR`` image classifier brings its own image processor instead (``processor``: the folder
+of its ``preprocessor_config.json``): the processor itself resizes and crops
+(:mod:`robench.data.hf_images`), and the overrides are refused, since they would describe a
+geometry the processor does not have (edit its preprocessor_config.json instead).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class Preprocessing:
     interpolation: str = "bilinear"
     mean: tuple[float, ...] = ()  # the model's normalisation (applied inside the model wrapper); fills timm's border crop
     source: str = "card"  # where the fields came from: "card", "timm data config", "--img-size/--crop-pct/--interpolation"
+    processor: str = ""  # an hf: model's folder: its Hugging Face image processor resizes and crops (size: its output)
 
     def __post_init__(self) -> None:
         if not 0 < self.crop_pct <= 1:  # (--crop-pct itself is checked with the run's options)
@@ -60,7 +66,12 @@ class Preprocessing:
         return scaled[0] if self.crop_mode == "center" and scaled[0] == scaled[1] else scaled
 
     def transform(self):
-        """timm's eval transform for these fields, PIL image -> uint8 tensor ``(C, H, W)``."""
+        """timm's eval transform for these fields (or the hf: model's own image processor),
+        PIL image -> uint8 tensor ``(C, H, W)``."""
+        if self.processor:
+            from robench.data.hf_images import HFImageTransform
+
+            return HFImageTransform(self.processor)
         from timm.data import create_transform
 
         return create_transform(
@@ -80,6 +91,10 @@ class Preprocessing:
 
     def describe(self) -> str:
         """One line for the run header and the rows: what happens to every image."""
+        if self.processor:
+            from robench.data.hf_images import describe_processor
+
+            return describe_processor(self.processor, self.channels)
         h, w = self.size
         size = f"{h}" if h == w else f"{h}x{w}"
         r = self.resize
@@ -98,6 +113,10 @@ class Preprocessing:
         """``--img-size/--crop-pct/--interpolation`` applied (``None`` keeps the field)."""
         if img_size is None and crop_pct is None and interpolation is None:
             return self
+        if self.processor:
+            raise RobenchError(f"--img-size/--crop-pct/--interpolation do not apply to an hf: image model: its image "
+                               f"processor ({self.processor}/preprocessor_config.json) resizes and crops; drop them "
+                               "or edit that file's size/crop_size/resample")
         if img_size is not None and img_size < 1:
             raise RobenchError(f"--img-size must be >= 1, got {img_size}")
         return replace(
@@ -116,4 +135,5 @@ def from_contract(pre: dict[str, Any]) -> Preprocessing:
         crop_pct=float(pre.get("crop_pct", 1.0)), crop_mode=str(pre.get("crop_mode", "center")),
         interpolation=str(pre.get("interpolation", "bilinear")), mean=tuple(float(m) for m in pre.get("mean", ())),
         source=str(pre.get("geometry_source", "card")),
+        processor=str(pre["dir"]) if pre.get("processor") == "hf" else "",
     )
