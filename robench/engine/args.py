@@ -112,6 +112,12 @@ class EvaluateArgs(RunArgs):
     suite: str = option("default", "--suite", help="Threat suite: a name in attacks/ (default, paper, clean) or a .toml path.")
     threats: Sequence[str] = option((), "--threat", cli_type=list[str], help="Ad-hoc threat spec (repeatable); replaces the suite.")
     baseline: str | None = option(None, "--baseline", help=BASELINE_HELP)
+    lm_context: int | None = option(None, "--lm-context", help="Language models: the sliding window's context L in tokens (stride L/2), at most the model's own (default: the model's: its card's, or an hf: model's n_positions/max_position_embeddings).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.lm_context is not None and self.lm_context < 1:
+            raise RobenchError(f"--lm-context must be >= 1 (tokens), got {self.lm_context}")
 
 
 @dataclass(kw_only=True)

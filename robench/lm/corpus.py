@@ -44,6 +44,15 @@ class LMTokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    @property
+    def start_id(self) -> int:
+        """The token the stream is read after: ``<eos>`` (a stream starts like a new line)."""
+        return self.eos_id
+
+    def describe(self) -> str:
+        """What the text went through, for the rows."""
+        return f"{KIND} tokenizer: whitespace words + <eos> per line, {len(self.vocab)}-word vocabulary, stream after <eos>"
+
     def line_ids(self, line: str) -> list[int]:
         """Ids of one line's words followed by ``<eos>``."""
         get, unk = self.index.get, self.unk_id

@@ -1,11 +1,13 @@
 """Perplexity of ``lm`` checkpoints, clean and under text contamination (``robench evaluate``).
 
-**Sliding window.** The evaluation file is one token stream (``robench.lm.corpus``), preceded by
-one ``<eos>`` so that its first word is predicted too (as the start of a new line). Windows of the
-model's context ``L`` start every ``stride = L // 2`` tokens; the first window scores all its
-predictions, every later one only the tokens past the previous window's end. So each token of the
+**Sliding window.** The evaluation file is one token stream (``robench.lm.corpus``; an ``hf:``
+causal LM's own tokenizer, :mod:`robench.models.hf_lm`), preceded by the tokenizer's start token
+(``<eos>``; an ``hf:`` model's bos/eos token, GPT-2's ``<|endoftext|>``) so that its first word is
+predicted too (as the start of a new line). Windows of the model's context ``L``
+(``--lm-context`` for a shorter one) start every ``stride = L // 2`` tokens; the first window scores
+all its predictions, every later one only the tokens past the previous window's end. So each token of the
 stream is predicted exactly once, with ``L - stride`` to ``L - 1`` tokens of left context (fewer
-only at the start), and ``n`` is the number of tokens in the stream (words plus line ends).
+only at the start), and ``n`` is the number of tokens in the stream (those of the words plus line ends).
 Perplexity is ``exp(mean NLL)`` over those tokens, natural log.
 
 **Interval.** 95% interval ``exp(mean +/- 1.96 se)``, with ``se`` the standard error of the mean
@@ -195,7 +197,7 @@ def prefix_lines(lines: Sequence[str], n: int, tokenizer) -> list[str]:
     """The shortest prefix of ``lines`` whose stream holds at least ``n`` tokens."""
     total = 0
     for k, line in enumerate(lines):
-        total += len(line.split()) + 1
+        total += len(tokenizer.line_ids(line))
         if total >= n:
             return list(lines[: k + 1])
     return list(lines)
@@ -204,6 +206,17 @@ def prefix_lines(lines: Sequence[str], n: int, tokenizer) -> list[str]:
 def check_lm_args(args) -> None:
     if args.shard:
         raise RobenchError("--shard does not apply to language models yet; evaluate the whole stream")
+
+
+def lm_context(model, args) -> int:
+    """The sliding window's context: the model's own, or ``--lm-context`` (at most the model's)."""
+    own = model.module.tokenizer.max_length
+    asked = getattr(args, "lm_context", None)
+    if asked is None:
+        return own
+    if asked > own:
+        raise RobenchError(f"--lm-context {asked} is above model {model.name}'s context of {own} tokens; give at most {own}")
+    return asked
 
 
 def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: torch.device,
@@ -220,6 +233,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
     todo, skipped = lm_threats(threats, bool(args.threats))
     texts = {}
     for model in models:  # read every evaluation file first: fail fast on bad input
+        lm_context(model, args)
         name = args.dataset or model.card.evaluation.get("dataset")
         if not name:
             raise RobenchError(f"model {model.name} has no default evaluation file in its card; pass --dataset TOKENS_FILE")
@@ -236,7 +250,8 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
         if args.num_examples is not None:  # the lines that hold the first n tokens (an LM reads a contiguous stream)
             lines = prefix_lines(lines, args.num_examples, model.module.tokenizer)
         tok, net = model.module.tokenizer, model.module
-        context = tok.max_length
+        context = lm_context(model, args)
+        described = f"{tok.describe()}; context {context}, stride {max(context // 2, 1)}"
         clean_ppl = None
         for spec, threat in [(CLEAN, None), *[(t.spec, t) for t in todo]]:
             start = time.perf_counter()
@@ -244,9 +259,9 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
             stream = tok.stream(text)
             if args.num_examples is not None:
                 stream = stream[: args.num_examples]
-            res = perplexity(net, stream, context, device=device)
-            if baseline is not None:
-                scored[(model.name, spec)] = (res, stream)
+            res = perplexity(net, stream, context, bos=tok.start_id, device=device)
+            if baseline is not None:  # the start token is part of what the model reads
+                scored[(model.name, spec)] = (res, torch.cat([torch.tensor([tok.start_id]), stream]))
             clean_ppl = res.ppl if threat is None else clean_ppl
             lo, hi = res.interval()
             row = ResultRow(
@@ -254,7 +269,7 @@ def evaluate_lm(args, models: list, threats: dict[str, list[Threat]], device: to
                 n=res.n, threat=spec, clean_acc=clean_ppl, attacked_acc=res.ppl, attacked_ci_low=lo, attacked_ci_high=hi,
                 attack_success_rate=0.0, mean_perturbation=frac, perturbation_unit=NO_PERTURBATION if threat is None else threat.perturbation_unit,
                 mean_queries=0.0, seconds=time.perf_counter() - start, seed=args.seed, device=str(device),
-                robench_version=__version__, metric=METRIC,
+                robench_version=__version__, metric=METRIC, preprocessing=described,
             )
             if args.out is not None:
                 write_windows(Path(args.out), model.name, spec, res, str(name), sha256_file(name), context)
@@ -277,7 +292,8 @@ def add_lm_baseline(rows: list[ResultRow], scored: dict[tuple[str, str], tuple[P
         (mine, s_mine), (theirs, s_theirs) = scored[(r.model, r.threat)], scored[(baseline, r.threat)]
         if not torch.equal(s_mine, s_theirs) or not torch.equal(mine.counts, theirs.counts):
             raise RobenchError(f"cannot pair {r.model} with baseline {baseline}: they read different token streams "
-                               "(vocabulary, context or contamination differ); pair models trained on the same file")
+                               "(vocabulary, context or contamination differ); pair models with one tokenizer and context "
+                               "(robench LMs trained on the same file, hf: LMs sharing a tokenizer; --lm-context sets the context)")
         r.baseline = baseline
         r.delta_vs_baseline = round(mine.ppl - theirs.ppl, 6)
         r.paired_p = float(f"{paired_nll_test(mine, theirs):.6g}")
