@@ -80,6 +80,21 @@ CATALOGUE: list[Bad] = [
     Bad("state dict without weights", ("evaluate", "{bad}/nothing.pt", "--arch", "digits-vit-sa"), "holds an empty state dict"),
     Bad("the same model twice", ("evaluate", "digits-vit-sa", "models/digits-vit-sa.safetensors", "-n", "20"),
         "model 'digits-vit-sa' is given twice"),
+    Bad("hf: folder without config.json", ("evaluate", "hf:{bad}/jpegs", "--dataset", "digits"), "has no config.json"),
+    Bad("hf: config without an architecture", ("evaluate", "hf:{bad}/hf_config_only", "--dataset", "digits"),
+        "config.json names no architecture"),
+    Bad("hf: folder of another task (token classification)", ("evaluate", "hf:{bad}/hf_tokencls", "--dataset", "digits"),
+        "names BertForTokenClassification, a token classification model; hf: takes an image classifier"),
+    Bad("hf: bare encoder without a task head", ("evaluate", "hf:{bad}/hf_bert", "--dataset", "digits"),
+        "names BertModel, a base model without a task head"),
+    Bad("hf: image classifier without preprocessor_config.json", ("evaluate", "hf:{bad}/hf_vit_noproc", "--dataset", "{bad}/hf_images3"),
+        "an image classifier needs its preprocessor_config.json"),
+    Bad("hf: image classifier with fewer classes than the data", ("evaluate", "hf:{bad}/hf_vit3", "--dataset", "{bad}/hf_images5"),
+        "has integer labels 3, 4 but model hf:"),
+    Bad("--img-size on an hf: image classifier", ("evaluate", "hf:{bad}/hf_vit3", "--dataset", "{bad}/hf_images3", "--img-size", "64"),
+        "--img-size/--crop-pct/--interpolation do not apply to an hf: image model"),
+    Bad("hf: GPT-2 without tokenizer files", ("evaluate", "hf:{bad}/hf_gpt2_notok", "--dataset", "{bad}/lm.tokens"),
+        "no tokenizer files in"),
     # data
     Bad("unknown dataset", (*EV, "--dataset", "nope"), "unknown dataset 'nope'"),
     Bad("missing dataset file", (*EV, "--dataset", "{bad}/missing.csv"), "not found"),
@@ -125,6 +140,10 @@ CATALOGUE: list[Bad] = [
     Bad("zero query budget", (*TXT, "--query-budget", "0"), "--query-budget must be >= 1"),
     Bad("negative seed", (*EV, "--seed", "-1"), "--seed must be in [0, 9223372036854775807]"),
     Bad("expected accuracy above 1", (*EV, "--expect-accuracy", "2"), "--expect-accuracy must be a clean accuracy in [0, 1]"),
+    Bad("zero --lm-context", ("evaluate", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens", "--lm-context", "0"),
+        "--lm-context must be >= 1"),
+    Bad("--lm-context above the model's context", ("evaluate", "{bad}/lm.safetensors", "--dataset", "{bad}/lm.tokens",
+                                                   "--lm-context", "100000"), "--lm-context 100000 is above model lm's context of 64 tokens"),
     Bad("--baseline in a --shard process", (*EV[:2], "digits-vit-bsa", "-n", "20", "--baseline", "digits-vit-sa", "--shard", "0/2",
                                             "--out", "{out}/shards"), "pair after merging: robench merge"),
     Bad("train with heads not dividing the width", ("train", "--task", "digits", "--variant", "sa", "--heads", "5",
@@ -263,6 +282,9 @@ def bad(tmp_path_factory) -> Path:
     torch.save({}, d / "nothing.pt")
     (d / "curve.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(256))
     _tiny_language_model(d)
+    from hfdirs import bad_hf_dirs
+
+    bad_hf_dirs(d)
     from conftest import run_cli
 
     proc = run_cli("evaluate", "digits-vit-sa", "-n", "20", "--suite", "clean", "--out", str(d / "other_run"), "--quiet")

@@ -252,7 +252,7 @@ def test_hf_dir_under_text_threats(tiny_bert_dir, tmp_path, cli):
     # the whole-text path of pwws-fast still follows textattack's search
     assert abs(got["pwws"]["attack_success_rate"] - got["pwws-fast"]["attack_success_rate"]) <= 0.1
     proc = cli("evaluate", f"hf:{tmp_path}", "--dataset", "wordnet-topics", "--device", "cpu")
-    assert_one_line_error(proc, "not a loadable sequence-classification model")
+    assert_one_line_error(proc, "has no config.json")
 
 
 def test_save_to_disk_and_parquet_datasets(tmp_path):
