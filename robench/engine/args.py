@@ -54,6 +54,7 @@ class RunArgs:
     # override the preprocessing contract of timm: models
     mean: list[float] | None = option(None, "--mean", help="Per-channel mean overriding a timm model's contract (repeatable).")
     std: list[float] | None = option(None, "--std", help="Per-channel std overriding a timm model's contract (repeatable).")
+    use_ema: bool = option(False, "--use-ema", help="Evaluate a training checkpoint's EMA weights (state_dict_ema of a timm train.py --model-ema checkpoint) instead of its state_dict.")
     expect_accuracy: float | None = option(None, "--expect-accuracy", help="Clean accuracy the preprocessing probe should expect.")
     shard: str | None = option(None, "--shard", help="i/n: evaluate shard i of n (0-based) into --out DIR/shard-i-of-n; combine with `robench merge DIR`.")
     # Image files (folders, image tables, Arrow datasets, the ImageNet family) are decoded on demand:
