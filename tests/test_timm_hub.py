@@ -261,3 +261,17 @@ def test_export_command_line(cli, tmp_path):
     proc = cli("export", "digits-vit-sa", str(tmp_path / "a"))
     assert_one_line_error(proc, "Missing option '--to'")
     assert not (tmp_path / "a").exists()
+
+
+def test_export_of_a_plain_state_dict_with_arch(tmp_path):
+    from robench.checkpoint.export import export_checkpoint
+    from robench.engine.args import ExportArgs
+
+    ref = load_model("digits-vit-grc")
+    pt = tmp_path / "epoch9.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.module.net.state_dict().items()}}, pt)
+    result = export_checkpoint(ExportArgs(checkpoint=str(pt), arch="digits-vit-grc", to="timm", out=tmp_path / "dir"))
+    assert result.architecture == "robench_vit_grc"
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(load_model(f"timm:{result.path}").module(x), ref.module(x))
