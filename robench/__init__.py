@@ -3,7 +3,8 @@
 The library API mirrors the CLI: ``robench.load_model``, ``robench.evaluate``, ``robench.attack``,
 ``robench.train``, each with its arguments dataclass (``robench.EvaluateArgs`` ...). Heavy modules
 are imported lazily so that ``import robench`` and ``robench --help`` stay fast.
-See ``docs/architecture.md`` for where each part lives.
+See ``docs/architecture.md`` for where each part lives. ``import robench`` also registers robench's
+timm models (``robench_vit_*``, ``robench_deit_*``) as soon as timm is imported (:mod:`robench.timm_hook`).
 """
 
 from __future__ import annotations
@@ -34,3 +35,7 @@ def __getattr__(name: str):
 
 
 __all__ = ["__version__", *_LAZY]
+
+from robench import timm_hook as _timm_hook  # noqa: E402  (torch-free; imports nothing until timm is)
+
+_timm_hook.install()

@@ -78,6 +78,16 @@ CATALOGUE: list[Bad] = [
     Bad("weights giving inf logits", ("evaluate", "{bad}/inf.safetensors", "-n", "20"), "produced NaN or inf logits"),
     Bad("empty checkpoint file", ("evaluate", "{bad}/empty.pt", "--arch", "digits-vit-sa"), "is an empty file (0 bytes)"),
     Bad("state dict without weights", ("evaluate", "{bad}/nothing.pt", "--arch", "digits-vit-sa"), "holds an empty state dict"),
+    Bad("timm folder without config.json", ("evaluate", "timm:{bad}/timm_noconfig", "--dataset", "digits"), "has no config.json"),
+    Bad("timm config.json without an architecture", ("evaluate", "timm:{bad}/timm_noarch", "--dataset", "digits"),
+        "config.json has no 'architecture'"),
+    Bad("timm folder of an unknown architecture", ("evaluate", "timm:{bad}/timm_unknown", "--dataset", "digits"),
+        "names architecture 'no_such_net', which timm"),
+    Bad("timm folder without its weights", ("evaluate", "timm:{bad}/timm_noweights", "--dataset", "digits"),
+        "has no model.safetensors (nor pytorch_model.bin)"),
+    Bad("timm folder with another class count than the dataset", ("evaluate", "timm:{bad}/timm_5classes", "--dataset", "digits"),
+        "has 5 classes (num_classes in config.json) but the dataset has 10 labels"),
+    Bad("--use-ema on weights without EMA", (*EV, "--use-ema"), "holds no state_dict_ema"),
     Bad("the same model twice", ("evaluate", "digits-vit-sa", "models/digits-vit-sa.safetensors", "-n", "20"),
         "model 'digits-vit-sa' is given twice"),
     Bad("hf: folder without config.json", ("evaluate", "hf:{bad}/jpegs", "--dataset", "digits"), "has no config.json"),
@@ -149,6 +159,11 @@ CATALOGUE: list[Bad] = [
     Bad("train with heads not dividing the width", ("train", "--task", "digits", "--variant", "sa", "--heads", "5",
                                                     "--out", "{out}/m.safetensors"), "--heads 5 must divide the width --embed-dim 64"),
     # outputs
+    Bad("export of a text model", ("export", "wordnet-text-sa", "--to", "timm", "{out}/t"),
+        "timm has no architecture to carry robench's text classifiers or language models"),
+    Bad("export into a non-empty folder", ("export", "digits-vit-sa", "--to", "timm", "{bad}/jpegs"),
+        "exists and is not empty; choose another folder or pass --force"),
+    Bad("export to an unknown format", ("export", "digits-vit-sa", "--to", "onnx", "{out}/t"), "--to must be one of timm, hf"),
     Bad("export into a missing folder", (*EV, "--csv", "{out}/no/such/dir/rows.csv"), "does not exist; create it first"),
     Bad("export path is a folder", (*EV, "--csv", "{out}"), "is a directory; give a file path"),
     Bad("--out below a file", (*EV, "--out", "{bad}/empty.csv/records"), "is a file, not a directory"),
@@ -204,6 +219,25 @@ def _safetensors_dataset(path: Path, images: torch.Tensor, labels: torch.Tensor)
     names = [str(i) for i in range(10)]
     save_file({"images": images.contiguous(), "labels": labels, "ids": torch.arange(len(labels))}, str(path),
               metadata={"format": "robench-adversarial", "labels": json.dumps(names), "split": "test"})
+
+
+def _timm_folders(d: Path) -> None:
+    """timm hub-layout folders (timm's save_for_hf) of a 5-class 8 x 8 model, one broken per way."""
+    import timm
+    from timm.models import save_for_hf
+
+    import robench.models.timm_models  # noqa: F401
+
+    net = timm.create_model("robench_vit_sa", img_size=8, patch_size=4, in_chans=1, num_classes=5, embed_dim=16,
+                            depth=1, num_heads=2)
+    save_for_hf(net, str(d / "timm_5classes"), safe_serialization=True)
+    config = json.loads((d / "timm_5classes" / "config.json").read_text())
+    for name in ("timm_noconfig", "timm_noarch", "timm_unknown", "timm_noweights"):
+        shutil.copytree(d / "timm_5classes", d / name)
+    (d / "timm_noconfig" / "config.json").unlink()
+    (d / "timm_noarch" / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "architecture"}))
+    (d / "timm_unknown" / "config.json").write_text(json.dumps({**config, "architecture": "no_such_net"}))
+    (d / "timm_noweights" / "model.safetensors").unlink()
 
 
 def _tiny_language_model(d: Path) -> None:
@@ -285,6 +319,7 @@ def bad(tmp_path_factory) -> Path:
     from hfdirs import bad_hf_dirs
 
     bad_hf_dirs(d)
+    _timm_folders(d)
     from conftest import run_cli
 
     proc = run_cli("evaluate", "digits-vit-sa", "-n", "20", "--suite", "clean", "--out", str(d / "other_run"), "--quiet")
@@ -318,7 +353,8 @@ def test_bad_input(entry: Bad, bad: Path, tmp_path, capsys):
     out.mkdir()
     before = _files(bad)
     argv = entry.argv(bad, out)
-    if not any(a in ("--csv", "--out") for a in entry.args):  # every run asks for outputs: none may appear
+    if entry.args[0] in ("evaluate", "attack", "curve") and not any(a in ("--csv", "--out") for a in entry.args):
+        # every run asks for outputs: none may appear
         argv += ["--csv", str(out / "rows.csv"), "--json", str(out / "rows.json"), "--out", str(out / "records")]
     code, stdout, stderr = run_inprocess(argv, capsys)
     proc = subprocess.CompletedProcess(argv, code, stdout, stderr)
@@ -409,7 +445,7 @@ def test_model_in_training_mode_is_refused():
 
 
 def catalogue_markdown() -> str:
-    """The README table (regenerate with ``python -c 'from tests.test_bad_inputs import catalogue_markdown as m; print(m())'``)."""
+    """The README table (regenerate with ``PYTHONPATH=.:tests python -c 'from test_bad_inputs import catalogue_markdown as m; print(m())'``)."""
     lines = ["| # | bad input | example | exit | the stderr line contains |", "|---|---|---|---|---|"]
     for k, b in enumerate(CATALOGUE + PROCESS_ENTRIES + API_ENTRIES, 1):
         example = " ".join(b.args).replace("{bad}/", "").replace("{out}", "OUT")

@@ -2,11 +2,14 @@
 
 Weights are safetensors by default. Pickle-based files (``.pt``, ``.pth``, ``.bin``) are read only
 through ``torch.load(weights_only=True)``, which refuses any object that would run code; robench
-never falls back to full unpickling.
+never falls back to full unpickling. timm train.py checkpoints (``*.pth.tar``: ``state_dict``,
+``state_dict_ema``, the optimizer and an ``argparse.Namespace`` under ``args``) load the same way with
+``argparse.Namespace`` allowlisted, as timm's own loader does: a Namespace holds plain data.
 """
 
 from __future__ import annotations
 
+import argparse
 import pickle
 from pathlib import Path
 
@@ -21,6 +24,12 @@ from robench.models.registry import build_model
 
 SAFE_SUFFIX = ".safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin")
+TIMM_TRAIN_SUFFIX = ".pth.tar"  # timm train.py's checkpoint-N / model_best / last files
+
+
+def is_pickle_path(path: Path) -> bool:
+    """A torch pickle by name: ``.pt``, ``.pth``, ``.bin`` or timm train.py's ``.pth.tar``."""
+    return path.suffix in PICKLE_SUFFIXES or path.name.endswith(TIMM_TRAIN_SUFFIX)
 
 
 def card_path_for(weights: Path) -> Path:
@@ -55,8 +64,28 @@ def _first_line(e: Exception) -> str:
     return lines[0][:160] if lines else type(e).__name__
 
 
-def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """Read a state dict and the file's sha256 without executing any pickled code."""
+def _no_ema(path: Path) -> RobenchError:
+    return RobenchError(f"--use-ema: checkpoint {path} holds no state_dict_ema (timm train.py writes one when "
+                        "trained with --model-ema); drop --use-ema to evaluate its weights")
+
+
+def _pick_weights(obj: object, path: Path, use_ema: bool) -> object:
+    """The state dict inside a training checkpoint: ``state_dict``, or ``state_dict_ema`` when asked."""
+    if use_ema:
+        if isinstance(obj, dict) and isinstance(obj.get("state_dict_ema"), dict):
+            return obj["state_dict_ema"]
+        raise _no_ema(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        return obj["state_dict"]
+    return obj
+
+
+def read_state_dict(path: Path, use_ema: bool = False) -> tuple[dict[str, torch.Tensor], str]:
+    """Read a state dict and the file's sha256 without executing any pickled code.
+
+    A training checkpoint (a dict with ``state_dict``, as timm train.py and Lightning write) gives its
+    ``state_dict``; ``use_ema`` takes its ``state_dict_ema`` instead (an error when there is none).
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -69,6 +98,9 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     if path.suffix == SAFE_SUFFIX:
         from safetensors.torch import load
 
+        if use_ema:  # a safetensors file is one state dict: no EMA copy beside it
+            raise _no_ema(path)
+
         try:
             state = load(raw)
         except Exception as e:  # safetensors raises its own error type for any malformed file
@@ -76,11 +108,12 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
                 f"checkpoint {path} is corrupt or truncated ({_first_line(e)}); re-create or re-download it"
             ) from None
         return state, digest
-    if path.suffix in PICKLE_SUFFIXES:
+    if is_pickle_path(path):
         import io
 
         try:
-            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals([argparse.Namespace]):  # timm train.py's `args`
+                obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             raise RobenchError(
                 f"refusing to load {path}: it needs arbitrary unpickling, which can run code ({_first_line(e)}); "
@@ -88,8 +121,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
             ) from None
         except (RuntimeError, EOFError, ValueError) as e:
             raise RobenchError(f"checkpoint {path} is corrupt or not a torch file ({_first_line(e)})") from None
-        if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-            obj = obj["state_dict"]
+        obj = _pick_weights(obj, path, use_ema)
         if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
             raise RobenchError(f"checkpoint {path} does not hold a state dict of tensors (parameter name -> tensor)")
         if not obj:
@@ -97,7 +129,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         return obj, digest
     raise RobenchError(
         f"unsupported checkpoint format {path.suffix or '(no suffix)'!r} for {path}; use .safetensors "
-        f"(or a state dict in {', '.join(PICKLE_SUFFIXES)})"
+        f"(or a state dict in {', '.join(PICKLE_SUFFIXES)}, {TIMM_TRAIN_SUFFIX})"
     )
 
 
@@ -137,14 +169,14 @@ def check_state_dict(net: nn.Module, state: dict[str, torch.Tensor], source: str
         raise RobenchError(f"{source}: weights contain NaN or inf in {bad[:3]}; the checkpoint is broken")
 
 
-def load_checkpoint(path: Path | str, card: Card | None = None) -> tuple[nn.Module, Card, str]:
+def load_checkpoint(path: Path | str, card: Card | None = None, use_ema: bool = False) -> tuple[nn.Module, Card, str]:
     """Load ``(net, card, weights_sha256)``.
 
     Without ``card`` the card must sit beside the weights as ``NAME.json``. With one (``--arch``),
     any state dict of that architecture loads, after stripping ``module.``/``model.`` prefixes.
     """
     path = Path(path)
-    state, digest = read_state_dict(path)
+    state, digest = read_state_dict(path, use_ema)
     if card is None:
         card = Card.read(card_path_for(path))
         if path.suffix == SAFE_SUFFIX and card.weights_sha256 and card.weights_sha256 != digest:

@@ -54,6 +54,7 @@ class RunArgs:
     # override the preprocessing contract of timm: models
     mean: list[float] | None = option(None, "--mean", help="Per-channel mean overriding a timm model's contract (repeatable).")
     std: list[float] | None = option(None, "--std", help="Per-channel std overriding a timm model's contract (repeatable).")
+    use_ema: bool = option(False, "--use-ema", help="Evaluate a training checkpoint's EMA weights (state_dict_ema of a timm train.py --model-ema checkpoint) instead of its state_dict.")
     expect_accuracy: float | None = option(None, "--expect-accuracy", help="Clean accuracy the preprocessing probe should expect.")
     shard: str | None = option(None, "--shard", help="i/n: evaluate shard i of n (0-based) into --out DIR/shard-i-of-n; combine with `robench merge DIR`.")
     # Image files (folders, image tables, Arrow datasets, the ImageNet family) are decoded on demand:
@@ -146,3 +147,24 @@ class MergeArgs:
                                   help="--out DIR of the shards (holding shard-i-of-n folders), or shard folders.")
     out: Path | None = option(None, "--out", help="Write the merged per-example records and rows.json here.")
     baseline: str | None = option(None, "--baseline", help=BASELINE_HELP)
+
+
+EXPORT_TARGETS = ("timm", "hf")
+
+
+@dataclass(kw_only=True)
+class ExportArgs:
+    """Arguments of ``robench export`` (shared by the CLI and the Python API)."""
+
+    checkpoint: str = option(REQUIRED, None, help="Zoo name or checkpoint path of a robench image classifier (ViT).")
+    out: Path = option(REQUIRED, None, help="Folder to write (created; must be absent or empty unless --force).")
+    to: str = option(REQUIRED, "--to",
+                     help="timm: a timm hub-layout folder (config.json + model.safetensors; timm:DIR, local-dir:DIR); "
+                          "hf: the same plus a README.md model card, the folder push_to_hub uploads (hf-hub:ID).")
+    arch: str | None = option(None, "--arch", help="Card (.json) or zoo name giving the architecture of a plain state dict.")
+    force: bool = option(False, "--force", help="Replace the folder when it exists and is not empty.")
+
+    def __post_init__(self) -> None:
+        if self.to not in EXPORT_TARGETS:
+            raise RobenchError(f"--to must be one of {', '.join(EXPORT_TARGETS)}, got {self.to!r}")
+        self.out = Path(self.out)

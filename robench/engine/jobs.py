@@ -138,14 +138,18 @@ def check_inputs(model: LoadedModel, ds: Dataset, pre: Preprocessing | None) -> 
 
 def load_spec(spec: str, args: "RunArgs", device: torch.device, datasets: dict | None = None) -> LoadedModel:
     """Load one MODEL argument with the run's options (a timm model's head is sized by --dataset:
-    its labels, or all 1,000 ImageNet classes for the ImageNet family)."""
+    its labels, or all 1,000 ImageNet classes for the ImageNet family; a timm:DIR folder's head is
+    its config's, checked against them)."""
     labels = None
     if str(spec).startswith("timm:"):
-        if not args.dataset:
+        folder = Path(str(spec)[len("timm:"):]).is_dir()
+        if not args.dataset and not folder:
             raise RobenchError(f"{spec}: a timm model needs --dataset (its labels size the classifier head)")
-        check_split(args.dataset, args.split)
-        labels = head_labels(dataset_parts(args.dataset, args, datasets)[0])
-    return load_model(spec, device, arch=args.arch, labels=labels, model_args=args.model_args, mean=args.mean, std=args.std)
+        if args.dataset:
+            check_split(args.dataset, args.split)
+            labels = head_labels(dataset_parts(args.dataset, args, datasets)[0])
+    return load_model(spec, device, arch=args.arch, labels=labels, model_args=args.model_args, mean=args.mean, std=args.std,
+                      use_ema=args.use_ema)
 
 
 def dataset_parts(source: str, args: "RunArgs", cache: dict | None = None, columns: dict | None = None) -> list[Dataset]:

@@ -29,7 +29,7 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
         if j.preprocessing:  # file-backed images: what they go through is part of the data
             entry.append(j.preprocessing)
         data.append(entry)
-    return {
+    config = {
         "shard": [shard.index, shard.count] if shard else None,
         "command": command,
         "models": [[j.model.name, j.model.sha256] for j in jobs],
@@ -38,6 +38,9 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
         "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device),
         "robench_version": __version__,
     }
+    if args.use_ema:  # other weights of the same files; absent otherwise, so earlier runs' configs still match
+        config["use_ema"] = True
+    return config
 
 
 def open_store(args: RunArgs, shard: Shard | None, config: dict) -> RecordStore:

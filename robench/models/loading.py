@@ -109,18 +109,20 @@ def load_model(
     model_args: dict | None = None,
     mean: list[float] | None = None,
     std: list[float] | None = None,
+    use_ema: bool = False,
 ) -> LoadedModel:
-    """Load a zoo name, a checkpoint path or ``timm:NAME[=WEIGHTS|=pretrained]``, wrap it with its
-    preprocessing and move it to ``device`` (eval mode; the module takes raw inputs).
+    """Load a zoo name, a checkpoint path, ``timm:NAME[=WEIGHTS|=pretrained]`` or ``timm:DIR``, wrap
+    it with its preprocessing and move it to ``device`` (eval mode; the module takes raw inputs).
 
     ``arch`` gives the card for a weights file without one (a plain state dict); ``labels``,
-    ``model_args``, ``mean`` and ``std`` are for timm models (see :mod:`robench.models.timm_loader`).
+    ``model_args``, ``mean`` and ``std`` are for timm models (see :mod:`robench.models.timm_loader`);
+    ``use_ema`` takes a training checkpoint's ``state_dict_ema`` (timm train.py ``--model-ema``).
     """
     spec = str(spec)
     if spec.startswith("timm:"):
         from robench.models.timm_loader import load_timm
 
-        net, card, digest = load_timm(spec, labels, model_args or {}, mean, std)
+        net, card, digest = load_timm(spec, labels, model_args or {}, mean, std, use_ema)
         module = wrap(net, card).to(device).eval()
         return LoadedModel(name=spec, module=module, card=card, sha256=digest, path=None)
     if model_args or mean or std:
@@ -131,6 +133,6 @@ def load_model(
         module, card, digest = load_hf(spec)
         return LoadedModel(name=spec, module=module.to(device).eval(), card=card, sha256=digest, path=None)
     path = resolve_path(spec)
-    net, card, digest = load_checkpoint(path, arch_card(arch) if arch else None)
+    net, card, digest = load_checkpoint(path, arch_card(arch) if arch else None, use_ema)
     module = wrap(net, card).to(device).eval()
     return LoadedModel(name=card.name or path.stem, module=module, card=card, sha256=digest, path=path)

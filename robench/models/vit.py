@@ -27,6 +27,7 @@ class RobenchViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_classes = cfg.num_classes
+        self.in_chans = cfg.in_chans
         self.num_features = self.embed_dim = cfg.embed_dim
         grid = cfg.img_size // cfg.patch_size
         self.grid = grid

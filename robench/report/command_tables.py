@@ -151,6 +151,7 @@ def zoo_tables(entries: Sequence[dict], families: Sequence[str], variants: Seque
     arch.add_column("variants")
     arch.add_column("timm names")
     for fam in families:
-        timm_names = ", ".join(f"robench_vit_{v.replace('-', '_')}" for v in variants) if fam == "vit" else "-"
+        timm_names = (", ".join(f"robench_vit_{v.replace('-', '_')}" for v in variants)
+                      + "; robench_deit_{tiny,small}_<variant>_{patch16_224,patch4_32}") if fam == "vit" else "-"
         arch.add_row(fam, ", ".join(variants), timm_names)
     return [table, arch]
