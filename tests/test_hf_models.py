@@ -323,3 +323,19 @@ def test_the_task_comes_from_the_config(hf, tmp_path):
     ViTConfig().save_pretrained(tmp_path)  # a config alone: no architecture recorded
     with pytest.raises(RobenchError, match="names no architecture"):
         robench.load_model(f"hf:{tmp_path}")
+
+
+def test_folder_digest_sees_an_edited_processor_beside_the_same_weights(tmp_path):
+    """run.json pairs each model with its contract: for an hf: folder that includes the digest of
+    its non-weight files, so a resumed run notices an edited preprocessor_config.json."""
+    import robench
+
+    d = vit_dir(tmp_path / "vit", LABELS)
+    before = robench.load_model(f"hf:{d}")
+    cfg = json.loads((d / "preprocessor_config.json").read_text())
+    cfg["image_mean"] = [0.1, 0.2, 0.3]
+    (d / "preprocessor_config.json").write_text(json.dumps(cfg))
+    after = robench.load_model(f"hf:{d}")
+    assert after.sha256 == before.sha256  # the weights are the same file
+    assert after.card.preprocessing["folder_sha256"] != before.card.preprocessing["folder_sha256"]
+    assert after.card.preprocessing["mean"] != before.card.preprocessing["mean"]

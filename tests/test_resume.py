@@ -137,6 +137,23 @@ def test_resume_with_another_command_exits_2_and_keeps_the_records(tmp_path, cli
     assert proc.returncode == 0 and "resumed: 80 records" in proc.stderr
 
 
+def test_resume_refuses_an_edited_preprocessing_contract_beside_the_same_weights(tmp_path, cli):
+    """The weights' sha256 does not change when a card's mean/std (or an hf: folder's processor) is
+    edited; run.json's models entry carries the contract's digest, so --out does not mix the two."""
+    import shutil
+
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(REPO / "models" / f"digits-vit-sa{suffix}", tmp_path / f"m{suffix}")
+    out, model = tmp_path / "out", str(tmp_path / "m.safetensors")
+    proc = cli("evaluate", model, "--dataset", "digits", "--suite", "clean", "-n", "20", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["preprocessing"]["mean"] = [0.5]
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    proc = cli("evaluate", model, "--dataset", "digits", "--suite", "clean", "-n", "20", "--out", str(out), "--quiet")
+    assert_one_line_error(proc, "holds records of a different run (models:")
+
+
 @pytest.mark.slow
 def test_resumed_rows_keep_the_seconds_of_the_run_that_computed_them(tmp_path, cli):
     """A finished (model, threat) read back from --out reports the compute time recorded when it ran

@@ -10,6 +10,7 @@ Nothing here re-implements the processor's geometry; :func:`describe_processor` 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -25,9 +26,19 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-@lru_cache(maxsize=8)
 def image_processor(directory: str) -> Any:
-    """The image processor saved in ``directory`` (loaded once per process: decoding workers too)."""
+    """The image processor saved in ``directory`` (loaded once per process and version of its
+    preprocessor_config.json: decoding workers too, and an edited file is read again)."""
+    try:
+        st = os.stat(os.path.join(directory, "preprocessor_config.json"))
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (0, 0)
+    return _load_processor(directory, stamp)
+
+
+@lru_cache(maxsize=8)
+def _load_processor(directory: str, stamp: tuple[int, int]) -> Any:
     from transformers import AutoImageProcessor
 
     quiet_transformers()

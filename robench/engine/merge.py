@@ -113,7 +113,7 @@ def _sizes(config: dict) -> dict[tuple[str, str, str], int]:
     """Examples per (model, dataset, split) of the run (unreadable images it skipped left out)."""
     skipped = config.get("skipped_unreadable", {})
     sizes = {}
-    for (name, _sha), (ds, split, _dsha, n, *_pre) in zip(config["models"], config["data"]):
+    for (name, *_identity), (ds, split, _dsha, n, *_pre) in zip(config["models"], config["data"]):
         label = ds + (f" [{split}]" if ds.startswith("imagenet-c:") else "")
         sizes[(name, ds, split)] = int(n) - len(skipped.get(label, []))
     return sizes

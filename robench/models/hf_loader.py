@@ -21,6 +21,7 @@ The text wrapper exposes robench's text-model interface (``encode`` -> padded id
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +36,7 @@ from robench.errors import RobenchError
 from robench.fileio import sha256_file
 from robench.models.wrappers import TextClassifier
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt")  # shards too
 TASK_SUFFIXES = ((IMAGE, ("ForImageClassification", "ForImageClassificationWithTeacher")),
                  (LM, ("ForCausalLM", "LMHeadModel")), (TEXT, ("ForSequenceClassification",)))
 TAKES = ("hf: takes an image classifier (*ForImageClassification), a text classifier (*ForSequenceClassification) "
@@ -187,9 +189,22 @@ def load_hf(spec: str) -> tuple[nn.Module, Card, str]:
     if task == IMAGE:
         from robench.models.hf_image import load_hf_image
 
-        return load_hf_image(spec, directory, config)
-    if task == LM:
+        module, card, digest = load_hf_image(spec, directory, config)
+    elif task == LM:
         from robench.models.hf_lm import load_hf_lm
 
-        return load_hf_lm(spec, directory, config)
-    return load_hf_text(spec, directory)
+        module, card, digest = load_hf_lm(spec, directory, config)
+    else:
+        module, card, digest = load_hf_text(spec, directory)
+    # The weights' sha256 does not see an edited preprocessor_config.json or tokenizer: the folder's
+    # other files go into the contract, which a resumed run (run.json) must match too.
+    card.preprocessing["folder_sha256"] = folder_digest(directory)
+    return module, card, digest
+
+
+def folder_digest(directory: Path) -> str:
+    """sha256 over the names and contents of the folder's files other than its weights."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.iterdir() if p.is_file() and p.suffix not in WEIGHT_SUFFIXES):
+        h.update(path.name.encode() + b"\0" + sha256_file(path).encode() + b"\0")
+    return h.hexdigest()
