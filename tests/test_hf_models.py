@@ -339,3 +339,21 @@ def test_folder_digest_sees_an_edited_processor_beside_the_same_weights(tmp_path
     assert after.sha256 == before.sha256  # the weights are the same file
     assert after.card.preprocessing["folder_sha256"] != before.card.preprocessing["folder_sha256"]
     assert after.card.preprocessing["mean"] != before.card.preprocessing["mean"]
+
+
+def test_word_swap_vocabulary_of_a_byte_level_tokenizer_is_words_not_bpe_entries():
+    """word-swap draws from ``tokenizer.vocab``; for a byte-level BPE (GPT-2, RoBERTa) the raw entries
+    read ``Ġthe`` and count as alphabetic, so the text classifier's and the LM's tokenizers both give
+    the decoded whole words instead: each one encodes as a single token after a space."""
+    from robench.models.hf_loader import HFTokenizer
+    from robench.models.hf_lm import HFLMTokenizer
+
+    tok = gpt2_tokenizer()
+    raw = [w for w in tok.get_vocab() if w.isalpha()]
+    assert any(w.startswith("Ġ") for w in raw)  # what the old vocabulary handed word-swap
+    words = HFTokenizer(tok, 64).vocab
+    assert words and not any("Ġ" in w for w in words) and all(w.isalpha() for w in words)
+    for w in words:
+        assert len(tok.encode(f"a {w}")) == len(tok.encode("a")) + 1
+    assert {w.lstrip("Ġ") for w in raw if w.startswith("Ġ") and w[1:].isalpha()} <= set(words)
+    assert HFLMTokenizer(tok, 64, "tokenizer").vocab == words  # the LM's word-swap draws the same words

@@ -31,7 +31,7 @@ from torch import Tensor
 from robench.checkpoint.card import Card, ExternalArch
 from robench.data.base import LM
 from robench.errors import RobenchError
-from robench.models.hf_loader import from_pretrained, load_tokenizer, weights_digest
+from robench.models.hf_loader import from_pretrained, load_tokenizer, weights_digest, whole_words
 from robench.models.lm import LanguageModel
 
 KIND = "hf"
@@ -72,14 +72,8 @@ class HFLMTokenizer:
 
     @cached_property
     def vocab(self) -> list[str]:
-        """Whole words of the vocabulary (word-swap's replacements): alphabetic tokens that encode
-        as one token after a space (``Ġword`` in byte-level BPE, ``▁word`` in SentencePiece)."""
-        words = sorted({w for w in (self.hf.decode([i]).strip() for i in range(len(self.hf))) if w.isalpha()})
-        if not words:
-            return []
-        lead = len(self.hf.encode("a", add_special_tokens=False))
-        rows = self.hf([f"a {w}" for w in words], add_special_tokens=False)["input_ids"]
-        return [w for w, row in zip(words, rows) if len(row) == lead + 1]
+        """Whole words of the vocabulary (word-swap's replacements; :func:`whole_words`)."""
+        return whole_words(self.hf)
 
     def describe(self) -> str:
         """What the text went through, for the rows."""

@@ -22,6 +22,7 @@ The text wrapper exposes robench's text-model interface (``encode`` -> padded id
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -101,6 +102,21 @@ def task_of(spec: str, config: Any) -> str:
     raise RobenchError(f"{spec}: config.json names {arch}, {what}; {TAKES}")
 
 
+def whole_words(tokenizer: Any) -> list[str]:
+    """The alphabetic words that ``tokenizer`` encodes as one token after a space, as text.
+
+    Raw vocabulary entries are not words: byte-level BPE writes ``Ġthe``, SentencePiece ``▁the``,
+    WordPiece ``##ing`` (and ``Ġ`` counts as a letter to ``str.isalpha``), so word-swap would write
+    them into the text. Decoding each id and re-encoding ``"a WORD"`` keeps the real words only.
+    """
+    words = sorted({w for w in (tokenizer.decode([i]).strip() for i in range(len(tokenizer))) if w.isalpha()})
+    if not words:
+        return []
+    lead = len(tokenizer.encode("a", add_special_tokens=False))
+    rows = tokenizer([f"a {w}" for w in words], add_special_tokens=False)["input_ids"]
+    return [w for w, row in zip(words, rows) if len(row) == lead + 1]
+
+
 def weights_digest(directory: Path) -> str:
     """sha256 of the folder's weights file (empty when sharded or absent)."""
     weights = next((directory / n for n in ("model.safetensors", "pytorch_model.bin") if (directory / n).is_file()), None)
@@ -143,7 +159,11 @@ class HFTokenizer:
         self.hf = tokenizer
         self.max_length = max_length
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.vocab = [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+
+    @cached_property
+    def vocab(self) -> list[str]:
+        """Whole words of the vocabulary (word-swap's replacements; :func:`whole_words`)."""
+        return whole_words(self.hf)
 
     def encode(self, text: str) -> list[int]:
         return self.hf(text, truncation=True, max_length=self.max_length)["input_ids"]
