@@ -134,8 +134,7 @@ def test_threat_table_matches_the_registry():
     for t in listed:
         _, modality, unit, params, code = rows[t["name"]]
         assert modality == t["modality"], t["name"]
-        has_norm = any(p["name"] == "norm" for p in t["params"])
-        assert unit == ("the `norm` parameter" if has_norm else f"`{t['unit']}`"), t["name"]
+        assert unit == ("the `norm` parameter" if t["unit_follows"] == "norm" else f"`{t['unit']}`"), t["name"]
         expected = [f"`{p['name']}={p['derived_default'] or format_number(p['default'])}`" for p in t["params"]]
         assert params.split(", ") == expected, t["name"]
         assert (REPO / code.strip("`")).is_file()

@@ -241,6 +241,13 @@ def test_threats_command_lists_every_threat(cli):
     assert default["image"] == ["fgsm:eps=0.1,target=none", "pgd:alpha=0.025,eps=0.1,random_start=1,restarts=1,steps=10,target=none"]
     assert default["text"] == ["pwws-fast:batch_size=512,query_budget=0", "word-swap:rate=0.1", "typo:rate=0.1"]
     assert len(next(s for s in data["suites"] if s["name"] == "paper")["image"]) == 18
+    # the unit is what a default-built threat measures in (apgd/square/autoattack: their norm parameter)
+    from robench.threats.registry import build_threat
+
+    for t in data["threats"]:
+        assert t["unit"] == build_threat(t["name"]).perturbation_unit, t["name"]
+    units = {t["name"]: (t["unit"], t["unit_follows"]) for t in data["threats"]}
+    assert units["apgd"] == ("linf", "norm") and units["fgsm"] == ("linf", None) and units["word-swap"] == ("words", None)
 
 
 def test_threats_listing_is_whole_at_80_columns_when_piped(cli):

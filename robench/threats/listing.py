@@ -89,11 +89,18 @@ def threats_text(width: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unit_fields(cls: type) -> dict[str, Any]:
+    """The perturbation unit of a threat class: fixed, or its ``norm`` parameter's (apgd, square,
+    autoattack: ``unit`` is the default norm's, ``unit_follows`` names the parameter)."""
+    norm = next((p for p in cls.params if p.name == "norm"), None)
+    return {"unit": norm.default, "unit_follows": "norm"} if norm else {"unit": cls.perturbation_unit, "unit_follows": None}
+
+
 def threats_json() -> dict[str, Any]:
     """Machine form: every threat with its parameters, and every suite with its threats."""
     return {
         "threats": [
-            {"name": n, "modality": c.modality, "access": c.access, "unit": c.perturbation_unit, "summary": c.summary,
+            {"name": n, "modality": c.modality, "access": c.access, **unit_fields(c), "summary": c.summary,
              "params": [{"name": p.name, "type": p.kind, "default": p.default, "derived_default": p.rule or None,
                          "unit": p.unit, "bounds": p.describe(), "choices": list(p.choices), "help": p.help}
                         for p in c.params]}
