@@ -42,11 +42,13 @@ for both model families), so a layer falls back to the exact bias path when ``R 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from robench.models.positions import BSAPositions, TokenPositions, pairwise_sq_dist  # noqa: F401 (re-exported)
+from robench.models.relpos import alibi_bias, alibi_slopes, apply_rope, rope_tables
 
 # Fallback threshold of the expansion. The spatial part of an expanded logit adds terms of size up
 # to 2R, R and R (R = max ||p_i||^2 / h_p over centred positions) to reach a value of size <= R;
@@ -58,88 +60,6 @@ from torch import Tensor, nn
 # limit; the bound is conservative.) In fp64 the limit is astronomically far; in fp16/bf16 the
 # augmented q/k are rounded to that dtype like q.k itself is, and the fp32 limit still applies.
 SPATIAL_TOL = 2.5e-6
-
-
-def pairwise_sq_dist(coords: Tensor, num_prefix: int = 0) -> Tensor:
-    """Squared Euclidean distances between token positions, ``(N, N)``.
-
-    ``coords`` is ``(M, P)`` (P = 1 for text, 2 for an image patch grid). ``num_prefix`` tokens
-    (e.g. CLS) are prepended with zero distance to everything: they carry no spatial term.
-    """
-    c = coords.to(torch.float32)
-    d = (c[:, None, :] - c[None, :, :]).pow(2).sum(-1)
-    if num_prefix:
-        d = F.pad(d, (num_prefix, 0, num_prefix, 0))
-    return d
-
-
-class BSAPositions(NamedTuple):
-    """Position features of the first ``n`` tokens, what a BSA layer needs (shared by all layers).
-
-    ``feats`` is ``(n, P + 2)`` in fp32 (fp64 for fp64 models): the centred position ``p`` (P
-    columns), ``||p||^2`` and ``m`` (1 for a position token; a prefix token's row is all zeros).
-    ``max_sq`` is ``max ||p||^2``, known on the host so the numerical guard needs no device sync.
-    """
-
-    feats: Tensor
-    max_sq: float
-    num_prefix: int
-
-    def sq_dist(self) -> Tensor:
-        """The dense ``(n, n)`` squared distances (0 in prefix rows/columns): the exact path's input."""
-        p, m = self.feats[:, :-2], self.feats[:, -1]
-        return (p[:, None, :] - p[None, :, :]).pow(2).sum(-1) * (m[:, None] * m[None, :])
-
-
-class TokenPositions(nn.Module):
-    """Token positions for BSA's spatial kernel, one per model, shared by every layer and head.
-
-    ``coords`` is ``(M, P)`` integer positions of the M position tokens (patch (row, col), word
-    index); ``num_prefix`` prefix tokens (CLS) come first and have no spatial term. Positions are
-    centred (on their mean rounded to a half-integer) to limit cancellation in the expansion and
-    kept as integers ``2 (p - centre)`` in a non-persistent buffer: checkpoints are unaffected and
-    ``.half()``/``.double()`` leave them exact. Calling the module gives the float features
-    (:class:`BSAPositions`), built once per length, dtype and device and then reused.
-    """
-
-    def __init__(self, coords: Tensor, num_prefix: int = 0) -> None:
-        super().__init__()
-        if coords.is_floating_point() and not torch.equal(coords, coords.round()):
-            raise ValueError("TokenPositions takes integer coordinates")
-        coords = coords.to(torch.int64).reshape(coords.shape[0], -1)
-        centre2 = torch.round(2 * coords.to(torch.float64).mean(0)).to(torch.int64) if len(coords) else 0
-        twice = 2 * coords - centre2
-        self.num_prefix = num_prefix
-        self.register_buffer("twice_centred", twice, persistent=False)
-        sq = twice.to(torch.float64).pow(2).sum(-1) / 4
-        # max ||p||^2 over the first n tokens for every n (text models use a prefix of the table)
-        self._max_sq = [0.0] * num_prefix + (torch.cummax(sq, 0).values.tolist() if len(sq) else [])
-        self._cache: dict[tuple, BSAPositions] = {}
-
-    def extra_repr(self) -> str:
-        m, dims = self.twice_centred.shape
-        return f"tokens={self.num_prefix + m}, dims={dims}, num_prefix={self.num_prefix}"
-
-    def forward(self, n: int | None = None, dtype: torch.dtype = torch.float32) -> BSAPositions:
-        """Features of the first ``n`` tokens (prefix included; default all), in fp32 or fp64."""
-        n = len(self._max_sq) if n is None else n
-        dtype = torch.promote_types(dtype, torch.float32)
-        key = (n, dtype, self.twice_centred.device)
-        if key not in self._cache:  # constant per (n, dtype, device): built once, reused by every forward
-            with torch.inference_mode(False):  # normal tensors even if first built under inference_mode
-                self._cache[key] = self._features(n, dtype)
-        return self._cache[key]
-
-    def _features(self, n: int, dtype: torch.dtype) -> BSAPositions:
-        p = self.twice_centred[: max(n - self.num_prefix, 0)].to(dtype) * 0.5
-        feats = torch.cat([p, p.pow(2).sum(-1, keepdim=True), torch.ones_like(p[:, :1])], dim=1)
-        feats = F.pad(feats, (0, 0, min(self.num_prefix, n), 0))
-        return BSAPositions(feats, self._max_sq[n - 1] if n else 0.0, self.num_prefix)
-
-    def sq_dist(self, n: int | None = None) -> Tensor:
-        """Dense squared distances ``(n, n)``, computed directly (the exact path's input)."""
-        d = pairwise_sq_dist(self.twice_centred.to(torch.float32) * 0.5, num_prefix=self.num_prefix)
-        return d if n is None else d[:n, :n]
 
 
 def build_attn_mask(
@@ -217,45 +137,98 @@ class _AugmentQKV(torch.autograd.Function):
         return g_qkv, g_q_extra, g_k_extra, g_inv_hy, None, None
 
 
+KINDS = ("sa", "bsa", "alibi", "rope")
+# the computation each forward dispatches to (:meth:`Attention.path`); tests assert which one runs
+PATHS = ("sdpa", "sdpa-bias", "bsa-expanded", "bsa-bias")
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention, ``kind='sa'`` (softmax of dot products) or ``kind='bsa'``.
+    """Multi-head self-attention: ``sa`` (softmax of dot products), ``bsa``, ``alibi`` or ``rope``.
 
     Args:
         dim: model width.
         num_heads: number of heads; ``dim`` must be divisible by it.
-        kind: ``"sa"`` or ``"bsa"``.
+        kind: one of :data:`KINDS`.
         hp_init: initial spatial bandwidth ``h_p`` (BSA only), same for every head.
+        range_kernel: BSA's content kernel, ``"gauss"`` (``-||q-k||^2/h_y``) or ``"dot"`` (``2 q.k/h_y``).
+        spatial: BSA's spatial kernel ``-||p_i-p_j||^2/h_p`` on (default) or off (no ``log_hp``).
+        learn_bandwidths: BSA's ``log_hy``/``log_hp`` are parameters (default) or fixed buffers.
+        hy_init: initial ``h_y`` (default ``2 sqrt(d_head)``: the content term has SA's scale).
     """
 
-    def __init__(self, dim: int, num_heads: int, kind: str = "sa", hp_init: float = 1.0) -> None:
+    def __init__(self, dim: int, num_heads: int, kind: str = "sa", hp_init: float = 1.0, *,
+                 range_kernel: str = "gauss", spatial: bool = True, learn_bandwidths: bool = True,
+                 hy_init: float | None = None) -> None:
         super().__init__()
-        if kind not in ("sa", "bsa"):
+        if kind not in KINDS:
             raise ValueError(f"unknown attention kind {kind!r}")
+        if range_kernel not in ("gauss", "dot"):
+            raise ValueError(f"unknown range kernel {range_kernel!r}")
         self.kind = kind
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
+        self.range_kernel, self.spatial = range_kernel, bool(spatial)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         if kind == "bsa":
             # 2 / h_y = 1 / sqrt(d_head) makes the content term match q.k / sqrt(d) at init.
-            hy0 = 2.0 * math.sqrt(self.head_dim)
-            self.log_hy = nn.Parameter(torch.full((num_heads,), math.log(hy0)))
-            self.log_hp = nn.Parameter(torch.full((num_heads,), math.log(hp_init)))
+            hy0 = 2.0 * math.sqrt(self.head_dim) if hy_init is None else hy_init
+            self._bandwidth("log_hy", math.log(hy0), learn_bandwidths)
+            if self.spatial:
+                self._bandwidth("log_hp", math.log(hp_init), learn_bandwidths)
+        if kind == "alibi":  # fixed slopes, not in the checkpoint
+            self.register_buffer("slopes", torch.tensor(alibi_slopes(num_heads)), persistent=False)
+        if kind == "rope" and self.head_dim % 2:
+            raise ValueError(f"RoPE needs an even head width, got {self.head_dim}")
+
+    def _bandwidth(self, name: str, value: float, learn: bool) -> None:
+        t = torch.full((self.num_heads,), value)
+        if learn:
+            setattr(self, name, nn.Parameter(t))
+        else:  # a persistent buffer: the checkpoint keeps the key, the optimiser never sees it
+            self.register_buffer(name, t)
+
+    @property
+    def needs_positions(self) -> bool:
+        """Whether forward needs the token positions ``pos`` (BSA's spatial kernel, ALiBi's distances)."""
+        return self.kind == "alibi" or (self.kind == "bsa" and self.spatial)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, num_heads={self.num_heads}, head_dim={self.head_dim}"
+        s = f"kind={self.kind}, num_heads={self.num_heads}, head_dim={self.head_dim}"
+        return s + (f", range={self.range_kernel}, spatial={self.spatial}" if self.kind == "bsa" else "")
 
-    def bandwidths(self) -> tuple[Tensor, Tensor]:
-        """Current ``(h_y, h_p)`` per head (BSA only)."""
-        return self.log_hy.exp(), self.log_hp.exp()
+    def bandwidths(self) -> tuple[Tensor, Tensor | None]:
+        """Current ``(h_y, h_p)`` per head (BSA only; ``h_p`` is None without the spatial kernel)."""
+        return self.log_hy.exp(), (self.log_hp.exp() if self.spatial else None)
 
     def uses_expansion(self, pos: BSAPositions) -> bool:
         """Whether BSA runs as one bias-free SDPA call for ``pos`` (else the exact bias path).
 
-        Reads ``h_p`` on the host: one device sync per call on an accelerator.
+        Reads ``h_p`` on the host: one device sync per call on an accelerator. Without the spatial
+        kernel nothing cancels and the expansion always applies.
         """
+        if not self.spatial:
+            return True
         r = pos.max_sq * math.exp(-float(self.log_hp.detach().min()))
         return r * torch.finfo(pos.feats.dtype).eps <= SPATIAL_TOL
+
+    def path(self, pos: BSAPositions | None = None, sq_dist: Tensor | None = None) -> str:
+        """The computation :meth:`forward` runs for these inputs, one of :data:`PATHS`."""
+        if self.kind in ("sa", "rope"):
+            return "sdpa"
+        if self.kind == "alibi":
+            return "sdpa-bias"
+        if sq_dist is not None:
+            return "bsa-bias"
+        if not self.spatial or (pos is not None and self.uses_expansion(pos)):
+            return "bsa-expanded"
+        return "bsa-bias"
+
+    def values(self, x: Tensor) -> Tensor:
+        """The value vectors ``W_V x + b_V`` of ``x`` ``(B, N, dim)``, heads concatenated (GRC's ``Y_0``
+        under ``grc_y0='values'``)."""
+        c = x.shape[-1]
+        return F.linear(x, self.qkv.weight[2 * c :], self.qkv.bias[2 * c :])
 
     def forward(
         self,
@@ -267,66 +240,118 @@ class Attention(nn.Module):
     ) -> Tensor:
         """Attend over ``x`` of shape ``(B, N, dim)``.
 
-        ``key_padding_mask`` is ``(B, N)`` with True for real tokens. BSA needs the token positions:
-        ``pos`` (the model's :class:`TokenPositions` output, shared by all layers; the fast path), or
-        ``sq_dist``, the dense ``(N, N)`` squared distances (the exact bias path, kept for reference).
+        ``key_padding_mask`` is ``(B, N)`` with True for real tokens. BSA (with its spatial kernel)
+        and ALiBi need the token positions: ``pos`` (the model's :class:`TokenPositions` output,
+        shared by all layers; BSA's fast path), or ``sq_dist``, the dense ``(N, N)`` squared
+        distances (BSA: the exact bias path, kept for reference).
         """
         b, n, c = x.shape
-        if self.kind == "sa":
+        path = self.path(pos, sq_dist)
+        if path == "sdpa" or path == "sdpa-bias":
             qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
             q, k, v = qkv.unbind(0)
-            out = _sdpa(q, k, v, key_padding_mask, causal)
+            if self.kind == "rope":
+                cos, sin = rope_tables(n, self.head_dim, q.dtype, q.device)
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            if self.kind == "alibi":
+                out = self._alibi(q, k, v, pos, sq_dist, key_padding_mask, causal)
+            else:
+                out = _sdpa(q, k, v, key_padding_mask, causal)
             return self.proj(out.transpose(1, 2).reshape(b, n, c))
-        if pos is not None and sq_dist is None and self.uses_expansion(pos):
+        if path == "bsa-expanded":
+            if not self.spatial and self.range_kernel == "dot":
+                return self._bsa_dot_only(x, key_padding_mask, causal)
             return self._bsa_expanded(x, pos, key_padding_mask, causal)
-        if sq_dist is None:
+        if sq_dist is None and self.spatial:
             if pos is None:
                 raise ValueError("BSA needs the token positions (pos) or their squared distances (sq_dist)")
             sq_dist = pos.sq_dist()
         return self._bsa_bias(x, sq_dist, key_padding_mask, causal)
 
-    def _bsa_expanded(self, x: Tensor, pos: BSAPositions, key_padding_mask: Tensor | None, causal: bool) -> Tensor:
+    def _alibi(self, q: Tensor, k: Tensor, v: Tensor, pos: BSAPositions | None, sq_dist: Tensor | None,
+               key_padding_mask: Tensor | None, causal: bool) -> Tensor:
+        """SDPA with ALiBi's ``(1, H, N, N)`` float bias as ``attn_mask`` (masks folded in as -inf)."""
+        n = q.shape[-2]
+        if sq_dist is None:
+            if pos is None:
+                raise ValueError("ALiBi needs the token positions (pos) or their squared distances (sq_dist)")
+            sq_dist = pos.sq_dist()
+        bias = alibi_bias(self.slopes.to(q.dtype), sq_dist[:n, :n])
+        mask = build_attn_mask(key_padding_mask, causal, n, q.device)
+        if mask is not None:
+            bias = bias.masked_fill(~mask, float("-inf"))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+
+    def _scaled_qkv(self, x: Tensor, inv_hy: Tensor) -> Tensor:
+        """``(B, N, 3, H, d)`` with ``q`` scaled by ``2 / h_y`` per head, folded into the projection."""
+        b, n, c = x.shape
+        d = self.head_dim
+        w_qkv, b_qkv = self.qkv.weight, self.qkv.bias
+        scale = torch.cat([(2.0 * inv_hy).to(w_qkv.dtype).repeat_interleave(d), w_qkv.new_ones(2 * c)])
+        return F.linear(x, w_qkv * scale[:, None], b_qkv * scale).view(b, n, 3, self.num_heads, d)
+
+    def _bsa_dot_only(self, x: Tensor, key_padding_mask: Tensor | None, causal: bool) -> Tensor:
+        """BSA with the dot range kernel and no spatial kernel: ``softmax((2/h_y) q.k)``, plain SDPA."""
+        b, n, c = x.shape
+        inv_hy = (-self.log_hy).exp().to(torch.promote_types(x.dtype, torch.float32))
+        q, k, v = self._scaled_qkv(x, inv_hy).permute(2, 0, 3, 1, 4).unbind(0)
+        out = _sdpa(q, k, v, key_padding_mask, causal, scale=1.0)
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+    def _bsa_expanded(self, x: Tensor, pos: BSAPositions | None, key_padding_mask: Tensor | None,
+                      causal: bool) -> Tensor:
         """BSA as one SDPA call on augmented q/k/v, no bias (module docstring)."""
         b, n, c = x.shape
         h, d = self.num_heads, self.head_dim
-        f = pos.feats
-        acc = f.dtype
-        inv_hy, inv_hp = (-self.log_hy).exp().to(acc), (-self.log_hp).exp().to(acc)
-        p, sq, m = f[:, None, :-2], f[:, None, -2:-1], f[:, None, -1:]  # (N, 1, .)
-        ihp = inv_hp[None, :, None]  # (1, H, 1)
-        one = torch.ones_like(sq).expand(n, h, 1)
-        if pos.num_prefix:
-            q_extra = torch.cat([2.0 * ihp * p, one, m.expand(n, h, 1), ihp * sq], -1)
-            zero, not_pos = torch.zeros_like(one), (1.0 - m).expand(n, h, 1)
-            k_extra = torch.cat([p.expand(n, h, -1), zero, -ihp * sq, not_pos], -1)
-        else:
-            q_extra = torch.cat([2.0 * ihp * p, one], -1)
-            k_extra = torch.cat([p.expand(n, h, -1), -ihp * sq], -1)
+        acc = pos.feats.dtype if pos is not None else torch.promote_types(x.dtype, torch.float32)
+        inv_hy = (-self.log_hy).exp().to(acc)
+        if self.spatial:
+            f = pos.feats
+            inv_hp = (-self.log_hp).exp().to(acc)
+            p, sq, m = f[:, None, :-2], f[:, None, -2:-1], f[:, None, -1:]  # (N, 1, .)
+            ihp = inv_hp[None, :, None]  # (1, H, 1)
+            one = torch.ones_like(sq).expand(n, h, 1)
+            if pos.num_prefix:
+                q_extra = torch.cat([2.0 * ihp * p, one, m.expand(n, h, 1), ihp * sq], -1)
+                zero, not_pos = torch.zeros_like(one), (1.0 - m).expand(n, h, 1)
+                k_extra = torch.cat([p.expand(n, h, -1), zero, -ihp * sq, not_pos], -1)
+            else:
+                q_extra = torch.cat([2.0 * ihp * p, one], -1)
+                k_extra = torch.cat([p.expand(n, h, -1), -ihp * sq], -1)
+            knorm_slot = f.shape[1] - 2
+        else:  # only the key-norm column: q' = [(2/h_y) q, 1], k' = [k, -||k||^2/h_y]
+            q_extra = torch.ones(n, h, 1, dtype=acc, device=x.device)
+            k_extra = torch.zeros(n, h, 1, dtype=acc, device=x.device)
+            knorm_slot = 0
+        # the dot range kernel drops the key-norm term: its slot gets 0 * ||k||^2
+        knorm_coef = inv_hy if self.range_kernel == "gauss" else torch.zeros_like(inv_hy)
         e = q_extra.shape[-1]
         align = 8 if x.is_cuda else 4
         width = -(-(d + e) // align) * align
         # (2 / h_y) q folded into the projection: the content part of q_aug comes out of the GEMM.
-        w_qkv, b_qkv = self.qkv.weight, self.qkv.bias
-        scale = torch.cat([(2.0 * inv_hy).to(w_qkv.dtype).repeat_interleave(d), w_qkv.new_ones(2 * c)])
-        qkv = F.linear(x, w_qkv * scale[:, None], b_qkv * scale).view(b, n, 3, h, d)
-        q, k, v = _AugmentQKV.apply(qkv, q_extra, k_extra, inv_hy, f.shape[1] - 2, width)
+        qkv = self._scaled_qkv(x, inv_hy)
+        q, k, v = _AugmentQKV.apply(qkv, q_extra, k_extra, knorm_coef, knorm_slot, width)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, N, width) views
         out = _sdpa(q, k, v, key_padding_mask, causal, scale=1.0)
         # out's padded columns are exactly 0 (v's are): project with zero columns instead of slicing.
         w = F.pad(self.proj.weight.view(c, h, d), (0, width - d)).view(c, h * width)
         return F.linear(out.transpose(1, 2).reshape(b, n, h * width), w, self.proj.bias)
 
-    def _bsa_bias(self, x: Tensor, sq_dist: Tensor, key_padding_mask: Tensor | None, causal: bool) -> Tensor:
+    def _bsa_bias(self, x: Tensor, sq_dist: Tensor | None, key_padding_mask: Tensor | None, causal: bool) -> Tensor:
         """BSA with the dense ``(B, H, N, N)`` additive bias: exact for any ``h_p``, O(N^2) memory."""
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         inv_hy = (-self.log_hy).exp().to(q.dtype)[None, :, None, None]
-        inv_hp = (-self.log_hp).exp().to(q.dtype)[None, :, None, None]
-        bias = -(k * k).sum(-1, keepdim=True).transpose(-1, -2) * inv_hy  # (B, H, 1, N)
-        bias = bias - sq_dist.to(q.dtype)[None, None] * inv_hp  # (B, H, N, N)
+        bias = q.new_zeros(1, 1, 1, n)
+        if self.range_kernel == "gauss":
+            bias = -(k * k).sum(-1, keepdim=True).transpose(-1, -2) * inv_hy  # (B, H, 1, N)
+        if self.spatial:
+            inv_hp = (-self.log_hp).exp().to(q.dtype)[None, :, None, None]
+            bias = bias - sq_dist.to(q.dtype)[None, None] * inv_hp  # (B, H, N, N)
         mask = build_attn_mask(key_padding_mask, causal, n, x.device)
         if mask is not None:
             bias = bias.masked_fill(~mask, float("-inf"))
+        bias = bias.expand(b, self.num_heads, n, n)
         out = F.scaled_dot_product_attention(q * (2.0 * inv_hy), k, v, attn_mask=bias, scale=1.0)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))

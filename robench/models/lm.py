@@ -32,15 +32,16 @@ class RobenchLM(nn.Module):
         self.context = cfg.max_length
         self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
         self.pos_embed: nn.Parameter | None = None
-        if cfg.attention == "sa":
+        if cfg.uses_pos_embed:
             self.pos_embed = nn.Parameter(torch.zeros(1, cfg.max_length, cfg.embed_dim))
         coords = torch.arange(cfg.max_length)[:, None]
         self.positions = TokenPositions(coords)  # non-persistent: not in the checkpoint
         hp_init = float(pairwise_sq_dist(coords).mean()) if cfg.max_length > 1 else 1.0
         self.encoder = Encoder(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
-            cfg.attention, cfg.residual, cfg.grc_init, hp_init,
+            cfg.attention, cfg.residual, cfg.grc_init, cfg.hp_init(hp_init), cfg.attn_options(), cfg.grc_options(),
         )
+        self.needs_positions = self.encoder.blocks[0].attn.needs_positions if cfg.depth else False
         init_weights(self)
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -56,7 +57,7 @@ class RobenchLM(nn.Module):
         if n > self.context:
             raise ValueError(f"sequence of {n} tokens is longer than the context ({self.context})")
         x = self.embed(input_ids)
-        pos = self.positions(n, x.dtype) if self.cfg.attention == "bsa" and sq_dist is None else None
+        pos = self.positions(n, x.dtype) if self.needs_positions and sq_dist is None else None
         return self.encoder(x, causal=True, pos=pos, sq_dist=sq_dist, return_hidden=return_hidden)
 
     def forward(self, input_ids: Tensor, keep_from: int = 0) -> Tensor:

@@ -40,7 +40,7 @@ class RobenchTextClassifier(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         n_tokens = cfg.max_length + 1
         self.pos_embed: nn.Parameter | None = None
-        if cfg.attention == "sa":
+        if cfg.uses_pos_embed:
             if cfg.text_pos_embedding == "learned":
                 self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens, cfg.embed_dim))
             else:
@@ -53,9 +53,10 @@ class RobenchTextClassifier(nn.Module):
         hp_init = float(pairwise_sq_dist(coords).mean()) if cfg.max_length > 1 else 1.0
         self.encoder = Encoder(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
-            cfg.attention, cfg.residual, cfg.grc_init, hp_init,
+            cfg.attention, cfg.residual, cfg.grc_init, cfg.hp_init(hp_init), cfg.attn_options(), cfg.grc_options(),
         )
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes)
+        self.needs_positions = self.encoder.blocks[0].attn.needs_positions if cfg.depth else False
         init_weights(self)
         with torch.no_grad():
             self.tok_embed.weight[cfg.pad_id].zero_()
@@ -82,7 +83,7 @@ class RobenchTextClassifier(nn.Module):
             [torch.ones_like(input_ids[:, :1], dtype=torch.bool), input_ids != self.pad_id], dim=1
         )
         x = self.embed(input_ids)
-        pos = self.positions(n, x.dtype) if self.cfg.attention == "bsa" else None
+        pos = self.positions(n, x.dtype) if self.needs_positions else None
         return self.encoder(x, key_padding_mask=valid, pos=pos, return_hidden=return_hidden)
 
     @property

@@ -34,7 +34,7 @@ class RobenchViT(nn.Module):
         self.patch_embed = nn.Conv2d(cfg.in_chans, cfg.embed_dim, cfg.patch_size, cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         n_tokens = grid * grid + 1
-        if cfg.attention == "sa":
+        if cfg.uses_pos_embed:
             self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens, cfg.embed_dim))
         else:
             self.pos_embed = None
@@ -46,9 +46,10 @@ class RobenchViT(nn.Module):
         hp_init = float(pairwise_sq_dist(coords).mean()) if grid > 1 else 1.0
         self.encoder = Encoder(
             cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio,
-            cfg.attention, cfg.residual, cfg.grc_init, hp_init,
+            cfg.attention, cfg.residual, cfg.grc_init, cfg.hp_init(hp_init), cfg.attn_options(), cfg.grc_options(),
         )
         self.head = nn.Linear(cfg.embed_dim, cfg.num_classes)
+        self.needs_positions = self.encoder.blocks[0].attn.needs_positions if cfg.depth else False
         init_weights(self)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         if self.pos_embed is not None:
@@ -70,7 +71,7 @@ class RobenchViT(nn.Module):
     def forward_features(self, x: Tensor, return_hidden: bool = False):
         """Final (normed) tokens; with ``return_hidden`` also ``[Y_0, block 1 out, ...]`` (pre-norm)."""
         x = self.embed(x)
-        pos = self.positions(x.shape[1], x.dtype) if self.cfg.attention == "bsa" else None
+        pos = self.positions(x.shape[1], x.dtype) if self.needs_positions else None
         return self.encoder(x, pos=pos, return_hidden=return_hidden)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
