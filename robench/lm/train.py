@@ -64,7 +64,8 @@ def train_lm(args, opts: dict, out: Path | str, command: str,
         raise RobenchError(f"the training stream has {len(stream)} tokens; it needs at least context + 1 = {context + 1}")
     seqs = stream[: n_seq * context + 1]
     cfg = ArchConfig(family="lm", variant=args.variant, num_classes=0, embed_dim=opts["embed_dim"], depth=opts["depth"],
-                     num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"], vocab_size=len(tok), max_length=context)
+                     num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"], vocab_size=len(tok), max_length=context,
+                     **(args.arch_args or {}))
     torch.manual_seed(args.seed)
     net = build_model(cfg)
     card = Card(task=TASK, labels=[], architecture=cfg, preprocessing=tok.contract())

@@ -22,6 +22,8 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "alibi": ("alibi", "rc"),
     "rope": ("rope", "rc"),
 }
+# relative-position SA baselines: not registered with timm (the paper's four variants are)
+BASELINE_VARIANTS = ("alibi", "rope")
 FAMILIES = ("vit", "text", "lm")
 
 

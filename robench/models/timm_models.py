@@ -26,13 +26,15 @@ from typing import Any, Callable
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
-from robench.models.config import VARIANTS, ArchConfig
+from robench.models.config import BASELINE_VARIANTS, VARIANTS, ArchConfig
 from robench.models.vit import RobenchViT
 
 # timm's regularisation keywords; robench's ViT has none of them, so only 0 (or unset) is accepted
 _DROP_ARGS = ("drop_rate", "drop_path_rate", "drop_block_rate", "drop_connect_rate", "attn_drop_rate",
               "proj_drop_rate", "pos_drop_rate", "patch_drop_rate")
-TIMM_VARIANTS = {v.replace("-", "_"): v for v in VARIANTS}  # timm name part -> ArchConfig variant
+# the paper's four variants are timm models (the ALiBi/RoPE baselines are not); their design options
+# (bsa_range=..., grc_t=...) are ArchConfig fields, so timm keyword arguments reach them
+TIMM_VARIANTS = {v.replace("-", "_"): v for v in VARIANTS if v not in BASELINE_VARIANTS}  # timm name part -> variant
 SIZES = {
     "deit_tiny": dict(embed_dim=192, depth=12, num_heads=3, mlp_ratio=4.0),
     "deit_small": dict(embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
@@ -63,13 +65,13 @@ def deit_name(size: str, variant: str, geometry: str) -> str:
 
 _DEIT = {
     deit_name(size, variant, geometry): (variant, {**args, "patch_size": patch})
-    for size, args in SIZES.items() for variant in VARIANTS
+    for size, args in SIZES.items() for variant in TIMM_VARIANTS.values()
     for geometry, (patch, _, _, _) in GEOMETRIES.items()
 }
 default_cfgs = generate_default_cfgs({
     **{f"robench_vit_{v}": _cfg(num_classes=10, input_size=(1, 8, 8), crop_pct=1.0) for v in TIMM_VARIANTS},
     **{deit_name(size, variant, geometry): _cfg(num_classes=classes, input_size=(3, img, img), crop_pct=crop)
-       for size in SIZES for variant in VARIANTS for geometry, (_, img, classes, crop) in GEOMETRIES.items()},
+       for size in SIZES for variant in TIMM_VARIANTS.values() for geometry, (_, img, classes, crop) in GEOMETRIES.items()},
 })
 
 
@@ -122,7 +124,7 @@ def _entrypoint(name: str, variant: str, fixed: dict[str, Any], doc: str) -> Cal
 _DOCS = {"sa": "softmax self-attention, standard residual", "bsa": "Bilateral Self-Attention (no position embedding)",
          "grc": "the Generalized Residual Connection", "bsa-grc": "Bilateral Self-Attention and the Generalized Residual Connection"}
 
-for _v in VARIANTS:
+for _v in TIMM_VARIANTS.values():
     _name = f"robench_vit_{_v.replace('-', '_')}"
     globals()[_name] = register_model(_entrypoint(_name, _v, {}, f"robench ViT with {_DOCS[_v]}; kwargs are ArchConfig fields."))
 for _name, (_v, _fixed) in _DEIT.items():

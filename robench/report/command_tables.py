@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from robench.report.tables import short_threat
+from robench.models.config import BASELINE_VARIANTS
 
 if TYPE_CHECKING:
     from robench.engine.attack import AttackReport
@@ -151,7 +152,22 @@ def zoo_tables(entries: Sequence[dict], families: Sequence[str], variants: Seque
     arch.add_column("variants")
     arch.add_column("timm names")
     for fam in families:
-        timm_names = (", ".join(f"robench_vit_{v.replace('-', '_')}" for v in variants)
+        timm_names = (", ".join(f"robench_vit_{v.replace('-', '_')}" for v in variants if v not in BASELINE_VARIANTS)
                       + "; robench_deit_{tiny,small}_<variant>_{patch16_224,patch4_32}") if fam == "vit" else "-"
         arch.add_row(fam, ", ".join(variants), timm_names)
     return [table, arch]
+
+
+def arch_options_table(options: Sequence[dict]) -> Table:
+    """``robench models``: the architecture options ``robench train --arch-arg`` sets."""
+
+    def show(v: Any) -> str:
+        return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+    table = Table(title="architecture options (robench train --arch-arg KEY=VALUE)")
+    for col in ("option", "default", "values", "applies to", "meaning"):
+        table.add_column(col)
+    for o in options:
+        values = ", ".join(show(c) for c in o["choices"]) if o["choices"] else "number"
+        table.add_row(o["name"], show(o["default"]), values, o["applies_to"], o["help"])
+    return table

@@ -30,7 +30,7 @@ from robench.device import resolve_threads
 from robench.errors import RobenchError
 from robench.engine.jobs import predict
 from robench.models.loading import LoadedModel, wrap
-from robench.models.config import ArchConfig, variant_parts
+from robench.models.config import ArchConfig, check_options, parse_arch_args, variant_parts
 from robench.models.registry import build_model
 from robench.training.loop import EpochStats, Schedule, TrainResult, fit, steps_per_epoch
 
@@ -71,7 +71,7 @@ class TrainArgs:
     # per-task defaults: TASKS and IMAGE_SOURCE_DEFAULTS here, robench.lm.train.DEFAULTS; the help texts
     # state them (tests/test_cli.py checks that they do)
     task: str = option(REQUIRED, "--task", help="digits, wordnet-topics, a text file (.tsv/.csv table or .json/.jsonl/.parquet with a text and a label column), an MNIST idx file or image folder (slices: FILE[:8000]), or lm (a causal language model on --data).")
-    variant: str = option(REQUIRED, "--variant", help="sa, bsa, grc or bsa-grc.")
+    variant: str = option(REQUIRED, "--variant", help="sa, bsa, grc, bsa-grc, alibi (SA + ALiBi) or rope (SA + RoPE).")
     seed: int = option(0, "--seed", help="Seed for initialisation, data order and sampling.")
     epochs: int | None = option(None, "--epochs", help="Training epochs (default per task: digits 40, wordnet-topics and text tables 20, image sources 10, lm 1).")
     embed_dim: int | None = option(None, "--embed-dim", help="Model width (default per task: digits 64, wordnet-topics and text tables 48, image sources 64, lm 64).")
@@ -102,6 +102,9 @@ class TrainArgs:
     labels_file: str | None = option(None, "--labels", help="Text files: label names, one per line, fixing their order (default: 0..K-1 for integer labels, sorted names for strings).")
     vocab_size: int | None = option(None, "--vocab-size", help="Text tasks and lm: vocabulary cap, [PAD] and [UNK] included (default: 2000; lm 5000).")
     max_length: int | None = option(None, "--max-length", help="Text tasks and lm: tokens per text, longer ones truncated (default: 32; lm context 64).")
+    # ArchConfig's design options (robench models --json lists them), recorded in the card
+    arch_args: dict | None = option(None, "--arch-arg", help="key=value architecture option, e.g. bsa_range=dot (repeatable; `robench models --json` lists them).",
+                                    cli_type=list[str], parse=parse_arch_args)
 
     @property
     def columns(self) -> dict[str, str | None]:
@@ -149,6 +152,7 @@ class TrainArgs:
             raise RobenchError(f"{', '.join(table)} {'is' if len(table) == 1 else 'are'} for text files (--task "
                                f"FILE.tsv/.csv/.jsonl/.parquet), not for task {self.task!r}")
         variant_parts(self.variant)
+        check_options(self.variant, self.arch_args or {})
         if self.train_examples is not None and self.train_examples < 1:
             raise RobenchError(f"--train-examples must be >= 1, got {self.train_examples}")
         opts = dict(defaults)
@@ -282,7 +286,7 @@ def train(
                            f"the training set {args.task}")
     arch_common = dict(
         variant=args.variant, num_classes=len(train_ds.labels), embed_dim=opts["embed_dim"],
-        depth=opts["depth"], num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"],
+        depth=opts["depth"], num_heads=opts["num_heads"], mlp_ratio=opts["mlp_ratio"], **(args.arch_args or {}),
     )
     tokenizer = None
     feed = train_feed = None
