@@ -20,13 +20,13 @@ Three measures, each one long-format row per measurement (:class:`Measurement`):
   noisy hidden states equal the clean ones for every example. Norms run over the valid tokens
   (CLS included) and all channels.
 * **attention sensitivity** vs sequence length ``N``: the model's first attention layer alone (its
-  weights, and its bandwidths ``h_y, h_p`` for BSA), fed ``N`` random token features (seeded, unit
+  weights, its bandwidths ``h_y, h_p`` for BSA and its slopes for ALiBi), fed ``N`` random token features (seeded, unit
   variance, model width, no CLS), perturbed by ``dx`` of relative size ``delta`` in a random
   direction::
 
       S(N) = ( ||A(x + dx) - A(x)|| / ||A(x)|| ) / ( ||dx|| / ||x|| )      (Frobenius norms)
 
-  averaged over ``draws`` draws, computed in float64. BSA positions: ``0..N-1`` on a line for text;
+  averaged over ``draws`` draws, computed in float64. BSA and ALiBi positions: ``0..N-1`` on a line for text;
   for images the most square ``r x c`` grid with ``r c = N`` (``r`` the largest divisor of ``N`` not
   above ``sqrt(N)``: 64 -> 8x8, 128 -> 8x16; a prime ``N`` is a 1 x N line).
 

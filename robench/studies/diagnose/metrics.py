@@ -102,7 +102,7 @@ def attention_sensitivity(attn: nn.Module, family: str, lengths: Sequence[int], 
     out = {}
     for n in lengths:
         pos = None
-        if layer.kind == "bsa":
+        if layer.needs_positions:  # BSA's spatial kernel, ALiBi's distances
             pos = TokenPositions(token_coords(n, family), num_prefix=0).to(device)(n, torch.float64)
         values = []
         for d in range(draws):
