@@ -403,3 +403,33 @@ def test_diagnose_takes_every_option_and_the_baselines(tmp_path):
         sq = pairwise_sq_dist(token_coords(16, "vit"))
         literal = lambda inp, **kw: literal_attention(attn, inp, sq)
         assert sens == pytest.approx(relative_sensitivity(literal, x, dx), rel=1e-8), name
+
+
+@pytest.mark.slow
+def test_export_carries_the_options_and_refuses_the_baselines(tmp_path):
+    """Options that keep the checkpoint's keys (fixed bandwidths, fixed t, the dot kernel) would load
+    strictly into a default model: the export's model_args must carry them."""
+    from robench.checkpoint.export import export_checkpoint
+    from robench.checkpoint.io import save_checkpoint
+    from robench.engine.args import ExportArgs
+    from robench.models.loading import load_model
+
+    base = Card.read(REPO / "models" / "digits-vit-sa.json")
+    cfg = dataclasses.replace(base.architecture, variant="bsa-grc", bsa_range="dot", bsa_bandwidths="fixed",
+                              bsa_hp_init=0.5, grc_t="fixed", grc_init=0.4)
+    torch.manual_seed(0)
+    net = build_model(cfg).eval()
+    save_checkpoint(net, dataclasses.replace(base, architecture=cfg, name="opts"), tmp_path / "opts.safetensors")
+    export_checkpoint(ExportArgs(checkpoint=str(tmp_path / "opts.safetensors"), out=tmp_path / "exp", to="timm"))
+    model_args = json.loads((tmp_path / "exp" / "config.json").read_text())["model_args"]
+    assert {k: model_args[k] for k in ("bsa_range", "bsa_bandwidths", "bsa_hp_init", "grc_t")} == {
+        "bsa_range": "dot", "bsa_bandwidths": "fixed", "bsa_hp_init": 0.5, "grc_t": "fixed"}
+    loaded = load_model(f"timm:{tmp_path / 'exp'}", "cpu")
+    x = torch.rand(3, 1, 8, 8)
+    mean, std = base.preprocessing["mean"][0], base.preprocessing["std"][0]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), net((x - mean) / std), atol=1e-6, rtol=1e-6)
+    alibi = dataclasses.replace(base.architecture, variant="alibi")
+    save_checkpoint(build_model(alibi), dataclasses.replace(base, architecture=alibi, name="a"), tmp_path / "a.safetensors")
+    with pytest.raises(RobenchError, match="not the ALiBi/RoPE baselines"):
+        export_checkpoint(ExportArgs(checkpoint=str(tmp_path / "a.safetensors"), out=tmp_path / "exp2", to="timm"))

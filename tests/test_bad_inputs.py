@@ -158,6 +158,13 @@ CATALOGUE: list[Bad] = [
                                             "--out", "{out}/shards"), "pair after merging: robench merge"),
     Bad("train with heads not dividing the width", ("train", "--task", "digits", "--variant", "sa", "--heads", "5",
                                                     "--out", "{out}/m.safetensors"), "--heads 5 must divide the width --embed-dim 64"),
+    Bad("train with an unknown --arch-arg", ("train", "--task", "digits", "--variant", "bsa", "--arch-arg", "bsa_kernel=dot",
+                                             "--out", "{out}/m.safetensors"), "--arch-arg bsa_kernel: unknown architecture option"),
+    Bad("train with a bad --arch-arg value", ("train", "--task", "digits", "--variant", "bsa", "--arch-arg", "bsa_range=cosine",
+                                              "--out", "{out}/m.safetensors"), "bsa_range='cosine' is not one of: gauss, dot"),
+    Bad("train with a BSA --arch-arg on an SA variant", ("train", "--task", "digits", "--variant", "sa", "--arch-arg",
+                                                         "bsa_spatial=false", "--out", "{out}/m.safetensors"),
+        "bsa_spatial is for BSA variants, not --variant sa"),
     # outputs
     Bad("export of a text model", ("export", "wordnet-text-sa", "--to", "timm", "{out}/t"),
         "timm has no architecture to carry robench's text classifiers or language models"),

@@ -120,8 +120,8 @@ def test_every_arch_config_field_is_documented():
 
 def test_models_doc_variant_table_matches_the_code():
     rows = table_rows(read("models.md"))
-    doc = {r[3].strip("`"): ("bsa" if "Bilateral" in r[1] else "sa", "grc" if "Generalized" in r[2] else "rc")
-           for r in rows}
+    kind = lambda a: "bsa" if "Bilateral" in a else "alibi" if "ALiBi" in a else "rope" if "RoPE" in a else "sa"
+    doc = {r[3].strip("`"): (kind(r[1]), "grc" if "Generalized" in r[2] else "rc") for r in rows}
     assert doc == VARIANTS
 
 

@@ -27,7 +27,7 @@ from robench.data.base import IMAGE
 from robench.engine.args import ExportArgs
 from robench.errors import RobenchError
 from robench.fileio import sha256_file
-from robench.models.config import ArchConfig
+from robench.models.config import BASELINE_VARIANTS, ArchConfig, option_fields
 
 # the ArchConfig fields a ViT's timm entry point takes (family and variant are in its name)
 VIT_ARGS = ("num_classes", "embed_dim", "depth", "num_heads", "mlp_ratio", "grc_init", "img_size", "patch_size", "in_chans")
@@ -44,8 +44,12 @@ class ExportResult:
 
 
 def timm_architecture(cfg: ArchConfig) -> tuple[str, dict[str, Any]]:
-    """The timm entry point and keyword arguments that rebuild a robench ViT."""
-    return f"robench_vit_{cfg.variant.replace('-', '_')}", {k: getattr(cfg, k) for k in VIT_ARGS}
+    """The timm entry point and keyword arguments that rebuild a robench ViT (design options too, where
+    they differ from their defaults: an export of a default model is unchanged by their existence)."""
+    args = {k: getattr(cfg, k) for k in VIT_ARGS}
+    args.update({f.name: getattr(cfg, f.name) for f in option_fields()
+                 if f.name not in args and getattr(cfg, f.name) != f.default})
+    return f"robench_vit_{cfg.variant.replace('-', '_')}", args
 
 
 def data_config(pre: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +67,9 @@ def _exportable(card: Card, name: str) -> ArchConfig:
         what = arch.family if isinstance(arch, ArchConfig) else f"{arch.family} ({arch.name})"
         raise RobenchError(f"{name} is a {card.task} model of family {what}; robench export writes robench image ViTs "
                            "(timm has no architecture to carry robench's text classifiers or language models)")
+    if arch.variant in BASELINE_VARIANTS:
+        raise RobenchError(f"{name} is a {arch.variant} ViT; robench export writes the timm-registered variants "
+                           "(sa, bsa, grc, bsa-grc), not the ALiBi/RoPE baselines")
     return arch
 
 
