@@ -24,10 +24,10 @@ from robench.studies.denoise.layer import AttentionDenoiser, denoise, fit
 from robench.studies.denoise.signals import KINDS, add_noise, clean_signals
 
 METHODS = ("noisy", "sa-identity", "bsa-identity", "sa-learned", "bsa-learned", "bilateral", "nl-means")
-SIGMA_COLOR = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+SIGMA_COLOR = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
 SIGMA_SPATIAL = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
-NLM_H = (0.4, 0.6, 0.8, 1.0, 1.2)  # times the noise sigma
-NLM_PATCH = ((3, 3), (5, 6))  # (patch size, search distance)
+NLM_H = (0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.0)  # times the noise sigma
+NLM_PATCH = ((3, 3), (5, 6), (7, 8))  # (patch size, search distance)
 
 
 @dataclass
