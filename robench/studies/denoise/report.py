@@ -7,7 +7,7 @@ import csv
 import io
 import statistics
 from collections import defaultdict
-from dataclasses import astuple, fields
+from dataclasses import fields
 from pathlib import Path
 
 from robench.studies.denoise.study import METHODS, DenoiseRow
