@@ -9,36 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from robench.models import ArchConfig, build_model
+from attention_reference import literal_attention
 from robench.models.attention import SPATIAL_TOL, Attention, TokenPositions, pairwise_sq_dist
 
 
 def bsa_reference(attn: Attention, x, sq_dist, key_padding_mask=None, causal=False):
-    """A_ij = softmax_j(-||q_i - k_j||^2 / h_y - ||p_i - p_j||^2 / h_p), written out literally."""
-    b, n, c = x.shape
-    h, d = attn.num_heads, attn.head_dim
-    qkv = x @ attn.qkv.weight.T + attn.qkv.bias
-    q, k, v = qkv.split(c, dim=-1)
-    q = q.reshape(b, n, h, d).permute(0, 2, 1, 3)
-    k = k.reshape(b, n, h, d).permute(0, 2, 1, 3)
-    v = v.reshape(b, n, h, d).permute(0, 2, 1, 3)
-    hy, hp = attn.log_hy.exp(), attn.log_hp.exp()
-    rows = []
-    for bi in range(b):
-        heads = []
-        for hi in range(h):
-            logits = []
-            for i in range(n):
-                diff = q[bi, hi, i][None, :] - k[bi, hi]  # (n, d): the N x N x d term, on purpose
-                logits.append(-(diff * diff).sum(-1) / hy[hi] - sq_dist[i].to(x.dtype) / hp[hi])
-            logits = torch.stack(logits)
-            if key_padding_mask is not None:
-                logits = logits.masked_fill(~key_padding_mask[bi][None, :], float("-inf"))
-            if causal:
-                logits = logits.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
-            heads.append(torch.softmax(logits, -1) @ v[bi, hi])
-        rows.append(torch.stack(heads))
-    out = torch.stack(rows).permute(0, 2, 1, 3).reshape(b, n, c)
-    return out @ attn.proj.weight.T + attn.proj.bias
+    """A_ij = softmax_j(-||q_i - k_j||^2 / h_y - ||p_i - p_j||^2 / h_p), written out literally
+    (:func:`attention_reference.literal_attention` on a default BSA layer)."""
+    assert attn.kind == "bsa" and attn.range_kernel == "gauss" and attn.spatial
+    return literal_attention(attn, x, sq_dist, key_padding_mask, causal)
 
 
 def _random_bsa(dim=32, heads=4, seed=0, dtype=torch.float64, hp=3.0):
