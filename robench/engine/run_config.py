@@ -6,8 +6,6 @@ or ``robench merge`` refuses records of another run instead of mixing them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -15,16 +13,11 @@ import torch
 from robench import __version__
 from robench.device import amp_name
 from robench.engine.distributed import Shard, shard_out
-from robench.results.store import RecordStore
+from robench.results.store import RecordStore, config_hash
 
 if TYPE_CHECKING:
     from robench.engine.args import RunArgs
     from robench.engine.jobs import Job
-
-
-def contract_digest(preprocessing: dict) -> str:
-    """sha256 of a model's preprocessing contract (its canonical JSON)."""
-    return hashlib.sha256(json.dumps(preprocessing, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str], device: torch.device,
@@ -40,7 +33,7 @@ def run_config(command: str, args: RunArgs, jobs: list[Job], threats: list[str],
         "shard": [shard.index, shard.count] if shard else None,
         "command": command,
         # the contract too: a card's mean/std or an hf: folder's processor can change beside the same weights
-        "models": [[j.model.name, j.model.sha256, contract_digest(j.model.card.preprocessing)] for j in jobs],
+        "models": [[j.model.name, j.model.sha256, config_hash(j.model.card.preprocessing)] for j in jobs],
         "data": data,
         "num_examples": args.num_examples, "seed": args.seed, "batch_size": args.batch_size,
         "query_budget": args.query_budget, "threats": threats, "device": device.type, "amp": amp_name(args.amp, device),
