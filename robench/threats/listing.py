@@ -48,9 +48,14 @@ def param_text(p: Param) -> str:
     return text
 
 
+def norm_param(cls: type):
+    """The ``norm`` parameter of a threat whose perturbation unit it sets (apgd, square, autoattack), or None."""
+    return next((p for p in cls.params if p.name == "norm"), None)
+
+
 def threat_block(name: str, cls: type, width: int) -> list[str]:
     """One threat: a header line, its description, one entry per parameter; wrapped at ``width``."""
-    norm = next((p for p in cls.params if p.name == "norm"), None)  # apgd, square, autoattack: the unit is the norm
+    norm = norm_param(cls)
     unit = f"the norm ({' or '.join(norm.choices)})" if norm else cls.perturbation_unit
     lines = [f"{name}  ({cls.modality} threat; perturbation unit: {unit})"]
     lines += _wrap(cls.summary, width, INDENT, INDENT)
@@ -92,7 +97,7 @@ def threats_text(width: int) -> str:
 def unit_fields(cls: type) -> dict[str, Any]:
     """The perturbation unit of a threat class: fixed, or its ``norm`` parameter's (apgd, square,
     autoattack: ``unit`` is the default norm's, ``unit_follows`` names the parameter)."""
-    norm = next((p for p in cls.params if p.name == "norm"), None)
+    norm = norm_param(cls)
     return {"unit": norm.default, "unit_follows": "norm"} if norm else {"unit": cls.perturbation_unit, "unit_follows": None}
 
 
