@@ -29,12 +29,16 @@ def quiet_transformers() -> None:
 def image_processor(directory: str) -> Any:
     """The image processor saved in ``directory`` (loaded once per process and version of its
     preprocessor_config.json: decoding workers too, and an edited file is read again)."""
+    return _load_processor(directory, processor_version(directory))
+
+
+def processor_version(directory: str) -> tuple[int, int]:
+    """(mtime, size) of the folder's preprocessor_config.json: the processor cache's key."""
     try:
         st = os.stat(os.path.join(directory, "preprocessor_config.json"))
-        stamp = (st.st_mtime_ns, st.st_size)
     except OSError:
-        stamp = (0, 0)
-    return _load_processor(directory, stamp)
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
 
 
 @lru_cache(maxsize=8)
@@ -60,9 +64,10 @@ class HFImageTransform:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
+        self.version = processor_version(directory)  # once per run, not one stat per image
 
     def __call__(self, img) -> torch.Tensor:
-        return processor_pixels(image_processor(self.directory), img)
+        return processor_pixels(_load_processor(self.directory, self.version), img)
 
 
 def _size(d: Any) -> str:
