@@ -25,7 +25,7 @@ parallel() {
   printf '%s\0' "$@" | xargs -0 -P "$JOBS" -I{} bash -c '{}'
 }
 
-# seed_models PREFIX SEED DIR: the checkpoint paths of the four variants of one seed.
+# seed_models PREFIX SEED DIR: the checkpoint paths of the VARIANTS of one seed.
 seed_models() {
   local v out=()
   for v in $VARIANTS; do out+=("$3/$1-$v-s$2.safetensors"); done
@@ -41,19 +41,25 @@ study() {
   mkdir -p "$M"
 }
 
-# train_variants "DATA_ARGS" [ARGS]: `robench train DATA_ARGS --variant V --seed S ARGS` for every
+# variant_args NAME: the `robench train` arguments of one entry of VARIANTS: `--variant NAME` here; an
+# ablation study redefines it after sourcing this file to map its scheme names to variant + --arch-arg.
+variant_args() {
+  echo "--variant $1"
+}
+
+# train_variants "DATA_ARGS" [ARGS]: `robench train DATA_ARGS $(variant_args V) --seed S ARGS` for every
 # variant and seed whose checkpoint is missing (the card records the command in that order).
 train_variants() {
   local data=$1 s v out jobs=()
   shift
   for s in $SEEDS; do for v in $VARIANTS; do
     out=$M/$PREFIX-$v-s$s.safetensors
-    [ -f "$out" ] || jobs+=("$R train $data --variant $v --seed $s $* --device $DEVICE --out $out --quiet")
+    [ -f "$out" ] || jobs+=("$R train $data $(variant_args "$v") --seed $s $* --device $DEVICE --out $out --quiet")
   done; done
   parallel "${jobs[@]}"
 }
 
-# queue_evaluation SUFFIX ARGS: per seed, `robench evaluate ARGS` on its 4 models paired against its
+# queue_evaluation SUFFIX ARGS: per seed, `robench evaluate ARGS` on its models paired against its
 # `sa`, into OUT/seed-SEED{SUFFIX}.csv (attacks seeded 0); run_evaluations runs the queue.
 queue_evaluation() {
   local suffix=$1 s

@@ -20,12 +20,8 @@ variant_args() {
     *) echo "--variant $1" ;;
   esac
 }
-jobs=()
-for s in $SEEDS; do for v in $VARIANTS; do
-  out=$M/$PREFIX-$v-s$s.safetensors
-  [ -f "$out" ] || jobs+=("$R train --task lm --data $DATA/wikitext2/wiki.valid.tokens --eval-data $DATA/wikitext2/wiki.test.tokens $(variant_args "$v") --seed $s --epochs ${EPOCHS:-2} --device $DEVICE --out $out --quiet")
-done; done
-parallel "${jobs[@]}"
+train_variants "--task lm --data $DATA/wikitext2/wiki.valid.tokens --eval-data $DATA/wikitext2/wiki.test.tokens" \
+  --epochs "${EPOCHS:-2}"
 queue_evaluation "" --threat word-swap:rate=0.1 --threat word-swap:rate=0.4
 run_evaluations
 summarize
