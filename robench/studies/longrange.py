@@ -1,0 +1,70 @@
+"""A seeded long-range retrieval task for the long-context study (``results/studies/longrange.sh``).
+
+Each example is ``length`` words: ``length - 1`` filler words drawn uniformly from ``fillers`` words
+(``f0`` .. ``f{fillers-1}``) and one *needle*, one of the class words :data:`NEEDLES`, at a uniform
+position; the label is the needle's class. The needle can sit anywhere, so a classifier must retrieve
+one token out of ``length`` by its content; nothing about it depends on the position, so the task is
+fair to every position scheme (learned absolute embeddings, ALiBi, RoPE, BSA's spatial kernel).
+Labels are balanced (``n`` is split as evenly as the classes allow) and shuffled. The draws come from
+``numpy``'s generator seeded by ``SeedSequence([seed, length, fillers])``: one table per
+``(seed, length, fillers)``, the same on every machine.
+
+``python -m robench.studies.longrange --length N --examples K --seed S --out FILE.tsv`` writes the
+table robench's text loader reads (``sentence`` and ``label`` columns, labels 0..3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from robench.errors import RobenchError
+from robench.fileio import atomic_write_text
+
+NEEDLES = ("alpha", "bravo", "charlie", "delta")
+
+
+def needle_examples(n: int, length: int, seed: int, fillers: int = 1000) -> list[tuple[str, int]]:
+    """``n`` examples ``(text, label)`` of the needle task (module docstring)."""
+    if n < 1 or length < 1 or fillers < 1:
+        raise RobenchError(f"needle_examples needs n, length and fillers >= 1, got {n}, {length}, {fillers}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, length, fillers]))
+    labels = rng.permutation(np.arange(n) % len(NEEDLES))
+    words = rng.integers(0, fillers, size=(n, length))
+    where = rng.integers(0, length, size=n)
+    rows = []
+    for i in range(n):
+        text = [f"f{w}" for w in words[i]]
+        text[where[i]] = NEEDLES[labels[i]]
+        rows.append((" ".join(text), int(labels[i])))
+    return rows
+
+
+def write_tsv(path: Path | str, rows: list[tuple[str, int]]) -> None:
+    """Write ``rows`` as a ``sentence``/``label`` TSV (atomically: a temp file, then rename)."""
+    atomic_write_text(path, "sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the options, write the table; a bad option is one line on stderr and exit 2."""
+    p = argparse.ArgumentParser(prog="python -m robench.studies.longrange", description=__doc__.split("\n")[0])
+    p.add_argument("--length", type=int, required=True, help="words per example")
+    p.add_argument("--examples", type=int, required=True, help="number of examples")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draws")
+    p.add_argument("--fillers", type=int, default=1000, help="filler vocabulary size")
+    p.add_argument("--out", required=True, help="output .tsv")
+    a = p.parse_args(argv)
+    try:
+        rows = needle_examples(a.examples, a.length, a.seed, a.fillers)
+    except RobenchError as e:
+        sys.stderr.write(f"robench: error: {e}\n")
+        raise SystemExit(2) from None
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    write_tsv(a.out, rows)
+
+
+if __name__ == "__main__":
+    main()

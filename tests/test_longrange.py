@@ -1,0 +1,71 @@
+"""The long-range retrieval task of results/studies/longrange.sh (robench/studies/longrange.py):
+what every example holds, seeding, balance, and the table robench's text loader reads back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from robench.data.files import load_table
+from robench.data.tokenizer import PAD, UNK, WordTokenizer
+from robench.studies.longrange import NEEDLES, main, needle_examples
+
+
+def test_each_example_is_length_words_with_exactly_one_needle_naming_its_label():
+    rows = needle_examples(200, 37, seed=3, fillers=50)
+    words = WordTokenizer([PAD, UNK], 10_000)
+    assert len(rows) == 200
+    for text, label in rows:
+        toks = words.words(text)
+        assert len(toks) == 37 and text.split() == toks  # one robench token per word
+        needles = [t for t in toks if t in NEEDLES]
+        assert needles == [NEEDLES[label]]
+        fillers = [t for t in toks if t not in NEEDLES]
+        assert all(t.startswith("f") and 0 <= int(t[1:]) < 50 for t in fillers)
+
+
+def test_draws_are_fixed_by_seed_length_and_fillers():
+    a = needle_examples(30, 16, seed=0)
+    assert a == needle_examples(30, 16, seed=0)
+    assert a != needle_examples(30, 16, seed=1)
+    assert a != needle_examples(30, 16, seed=0, fillers=999)
+    # another length is another table, not a prefix or suffix of this one
+    b = needle_examples(30, 17, seed=0)
+    assert all(not t2.startswith(t1) and not t2.endswith(t1) for (t1, _), (t2, _) in zip(a, b))
+
+
+def test_labels_are_balanced_and_needle_positions_uniform():
+    rows = needle_examples(4003, 8, seed=5)
+    counts = Counter(y for _, y in rows)
+    assert sorted(counts) == [0, 1, 2, 3] and max(counts.values()) - min(counts.values()) <= 1
+    where = Counter(next(i for i, w in enumerate(t.split()) if w in NEEDLES) for t, _ in rows)
+    assert sorted(where) == list(range(8))
+    # 500 expected per position, sd ~21: a fixed seed, so this is a check of the draw, not a flaky bound
+    assert all(abs(c - 4003 / 8) < 90 for c in where.values()), where
+    # the needle is independent of the label: every class appears at both ends
+    ends = {(y, next(i for i, w in enumerate(t.split()) if w in NEEDLES) in (0, 7)) for t, y in rows}
+    assert {(y, True) for y in range(4)} <= ends
+
+
+def test_cli_writes_a_table_robench_reads_back(tmp_path: Path):
+    out = tmp_path / "sub" / "test-64.tsv"
+    main(["--length", "64", "--examples", "25", "--seed", "2", "--out", str(out)])
+    ds = load_table(out)
+    rows = needle_examples(25, 64, seed=2)
+    assert ds.inputs == [t for t, _ in rows]
+    assert ds.targets.tolist() == [y for _, y in rows]
+    assert out.read_text().splitlines()[0] == "sentence\tlabel"
+
+
+@pytest.mark.parametrize("args", [["--length", "0", "--examples", "3"], ["--length", "4", "--examples", "0"]])
+def test_bad_sizes_are_one_line_and_exit_2(tmp_path: Path, args):
+    out = tmp_path / "x.tsv"
+    proc = subprocess.run([sys.executable, "-m", "robench.studies.longrange", *args, "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("robench: error: needle_examples needs")
+    assert not out.exists()
