@@ -53,7 +53,15 @@ def test_diagnostics_summary_is_the_aggregate_of_its_csv(summary):
 
 
 RESULTS = STUDIES.parent
-RESULT_FILES = sorted(p for p in RESULTS.rglob("*") if p.suffix in (".csv", ".json"))
+
+
+def _uncommitted(p: Path) -> bool:
+    """A study's checkpoints and generated inputs (results/studies/*/{models,data}/, gitignored)."""
+    parts = p.relative_to(RESULTS).parts
+    return len(parts) > 3 and parts[0] == "studies" and parts[2] in ("models", "data")
+
+
+RESULT_FILES = sorted(p for p in RESULTS.rglob("*") if p.suffix in (".csv", ".json") and not _uncommitted(p))
 ROW_FILES = [p for p in RESULT_FILES if p.read_text().startswith("model,checkpoint_sha256,")]
 OTHER_HEADERS = ("group,", "model,diagnostic,", "model,threat,key,auc",  # aggregate summaries, diagnose CSVs, curve AUCs
                  "signal,sigma,method,seed,")  # the denoising study
