@@ -8,11 +8,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from robench.data.files import load_table
 from robench.data.tokenizer import PAD, UNK, WordTokenizer
-from robench.studies.longrange import NEEDLES, main, needle_examples
+from robench.studies.longrange import NEEDLES, filler_word, main, needle_examples
+from robench.threats.text.contamination import typo
 
 
 def test_each_example_is_length_words_with_exactly_one_needle_naming_its_label():
@@ -24,8 +26,24 @@ def test_each_example_is_length_words_with_exactly_one_needle_naming_its_label()
         assert len(toks) == 37 and text.split() == toks  # one robench token per word
         needles = [t for t in toks if t in NEEDLES]
         assert needles == [NEEDLES[label]]
-        fillers = [t for t in toks if t not in NEEDLES]
-        assert all(t.startswith("f") and 0 <= int(t[1:]) < 50 for t in fillers)
+        fillers = {filler_word(i) for i in range(50)}
+        assert all(t in fillers for t in toks if t not in NEEDLES)
+
+
+def test_fillers_are_distinct_alphabetic_words_no_typo_away_from_a_needle():
+    """robench's word-swap draws alphabetic vocabulary words, so fillers must be letters; a typo (one
+    character edit) of a filler must never be a needle, or the typo threat could add one."""
+    words = [filler_word(i) for i in range(26**3)]
+    assert words[:3] == ["zaaa", "zaab", "zaac"] and words[26] == "zaba" and words[-1] == "zzzz"
+    assert len(set(words)) == len(words) and all(w.isalpha() for w in words)
+    rng = np.random.default_rng(0)
+    edits = {typo(w, rng) for w in words for _ in range(3)}
+    assert not edits & set(NEEDLES)
+    # why it holds: an edit of a 4-letter z-word keeps its z (insert, swap, other substitutions) or leaves 3-4
+    # letters (delete, substitute the z), and every needle has 5+ letters and no z
+    assert all(len(n) >= 5 and "z" not in n for n in NEEDLES)
+    with pytest.raises(Exception, match="outside"):
+        filler_word(26**3)
 
 
 def test_draws_are_fixed_by_seed_length_and_fillers():
