@@ -87,3 +87,19 @@ def test_bad_sizes_are_one_line_and_exit_2(tmp_path: Path, args):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("robench: error: needle_examples needs")
     assert not out.exists()
+
+
+ROWS = sorted((Path(__file__).resolve().parent.parent / "results" / "studies" / "longrange").glob("seed-*.csv"))
+
+
+@pytest.mark.parametrize("length", [256, 512, 1024, 2048])
+def test_published_rows_scored_the_tables_this_generator_writes(tmp_path: Path, length):
+    """longrange.sh's test tables are not committed; the rows' dataset_sha256 says the published numbers
+    came from exactly what `python -m robench.studies.longrange --length N --examples 500 --seed 1` writes."""
+    from robench.results.schema import read_rows
+
+    rows = [r for p in ROWS if p.name.endswith(f".n{length:04d}.csv") for r in read_rows(p)]
+    assert len(rows) == 3 * 4 * 4  # 3 seeds x 4 models x (clean + 3 threats)
+    out = tmp_path / f"test-{length}.tsv"
+    main(["--length", str(length), "--examples", "500", "--seed", "1", "--out", str(out)])
+    assert {r.dataset_sha256 for r in rows} == {load_table(out).sha256}
