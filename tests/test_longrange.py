@@ -13,6 +13,7 @@ import pytest
 
 from robench.data.files import load_table
 from robench.data.tokenizer import PAD, UNK, WordTokenizer
+from robench.errors import RobenchError
 from robench.studies.longrange import NEEDLES, filler_word, main, needle_examples
 from robench.threats.text.contamination import typo
 
@@ -20,13 +21,13 @@ from robench.threats.text.contamination import typo
 def test_each_example_is_length_words_with_exactly_one_needle_naming_its_label():
     rows = needle_examples(200, 37, seed=3, fillers=50)
     words = WordTokenizer([PAD, UNK], 10_000)
+    fillers = {filler_word(i) for i in range(50)}
     assert len(rows) == 200
     for text, label in rows:
         toks = words.words(text)
         assert len(toks) == 37 and text.split() == toks  # one robench token per word
         needles = [t for t in toks if t in NEEDLES]
         assert needles == [NEEDLES[label]]
-        fillers = {filler_word(i) for i in range(50)}
         assert all(t in fillers for t in toks if t not in NEEDLES)
 
 
@@ -42,7 +43,7 @@ def test_fillers_are_distinct_alphabetic_words_no_typo_away_from_a_needle():
     # why it holds: an edit of a 4-letter z-word keeps its z (insert, swap, other substitutions) or leaves 3-4
     # letters (delete, substitute the z), and every needle has 5+ letters and no z
     assert all(len(n) >= 5 and "z" not in n for n in NEEDLES)
-    with pytest.raises(Exception, match="outside"):
+    with pytest.raises(RobenchError, match="outside"):
         filler_word(26**3)
 
 

@@ -2,16 +2,17 @@
 
 Each example is ``length`` words: ``length - 1`` filler words drawn uniformly from ``fillers`` words
 (:func:`filler_word`: ``zaaa``, ``zaab``, ...) and one *needle*, one of the class words :data:`NEEDLES`,
-at a uniform position; the label is the needle's class. Fillers are letters only because robench's
-word-swap draws its replacements from the alphabetic words of the model's vocabulary: with fillers
-like ``f12`` it could only ever swap in a needle. No filler is a needle or one character edit from one
-(fillers have 4 letters and start with ``z``; needles have 5-7 letters and no ``z``), so a typo never
-makes a needle. The needle can sit anywhere, so a classifier must retrieve
-one token out of ``length`` by its content; nothing about it depends on the position, so the task is
-fair to every position scheme (learned absolute embeddings, ALiBi, RoPE, BSA's spatial kernel).
-Labels are balanced (``n`` is split as evenly as the classes allow) and shuffled. The draws come from
-``numpy``'s generator seeded by ``SeedSequence([seed, length, fillers])``: one table per
-``(seed, length, fillers)``, the same on every machine.
+at a uniform position; the label is the needle's class. The needle can sit anywhere, so a classifier
+must retrieve one token out of ``length`` by its content; nothing about it depends on the position,
+so the task is fair to every position scheme (learned absolute embeddings, ALiBi, RoPE, BSA's
+spatial kernel). Labels are balanced (``n`` is split as evenly as the classes allow) and shuffled.
+The draws come from ``numpy``'s generator seeded by ``SeedSequence([seed, length, fillers])``: one
+table per ``(seed, length, fillers)``, the same on every machine.
+
+Fillers are letters only because robench's word-swap draws its replacements from the alphabetic words
+of the model's vocabulary (with fillers like ``f12`` it could only ever swap in a needle). No filler
+is a needle or one character edit from one (fillers have 4 letters and start with ``z``; needles have
+5-7 letters and no ``z``), so a typo never makes a needle.
 
 ``python -m robench.studies.longrange --length N --examples K --seed S --out FILE.tsv`` writes the
 table robench's text loader reads (``sentence`` and ``label`` columns, labels 0..3).
