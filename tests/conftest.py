@@ -27,6 +27,15 @@ def cli():
     return run_cli
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT back to its default action. A shell
+    that runs the suite in the background (``.ci/run &`` without job control) hands SIGINT down
+    ignored, Python then installs no KeyboardInterrupt handler, and the signal would do nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, fragment: str, code: int = 2) -> None:
     assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     lines = [l for l in proc.stderr.splitlines() if l.strip()]

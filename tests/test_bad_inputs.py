@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, assert_one_line_error
+from conftest import REPO, assert_one_line_error, default_sigint
 
 ZOO = REPO / "models"
 
@@ -413,7 +413,7 @@ def test_ctrl_c_exits_130_with_one_line_and_no_export(tmp_path):
     out, csv = tmp_path / "records", tmp_path / "rows.csv"
     proc = subprocess.Popen([sys.executable, "-m", "robench", "evaluate", "digits-vit-sa", "--threat", "pgd:eps=0.1,steps=50",
                              "--batch-size", "8", "--out", str(out), "--csv", str(csv), "--quiet"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.time() + 120
     while not list(out.glob("*.journal")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.01)

@@ -12,7 +12,7 @@ import time
 import pytest
 from rich.console import Console
 
-from conftest import REPO
+from conftest import REPO, default_sigint
 from robench.cli.progress import RunDisplay
 
 
@@ -42,7 +42,7 @@ def test_piped_log_fills_while_running_and_keeps_its_lines_on_ctrl_c():
     cmd = [sys.executable, "-m", "robench", "evaluate", "digits-vit-sa", "digits-vit-bsa", "--threat",
            "pgd:eps=0.1,steps=400", "--batch-size", "8", "--device", "cpu"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "ROBENCH_HEARTBEAT": "0.5"})
+                            env={**os.environ, "ROBENCH_HEARTBEAT": "0.5"}, preexec_fn=default_sigint)
     lines = []
     pgd = "robench: digits-vit-sa · pgd:alpha=0.025,eps=0.1,steps=400: "
     while proc.poll() is None:  # the log fills while the run goes on: rows, then heartbeats
