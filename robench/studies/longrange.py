@@ -21,12 +21,11 @@ table robench's text loader reads (``sentence`` and ``label`` columns, labels 0.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from robench.errors import RobenchError
+from robench.errors import RobenchError, exit_on_bad_input
 from robench.fileio import atomic_write_text
 
 NEEDLES = ("alpha", "bravo", "charlie", "delta")
@@ -74,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rows = needle_examples(a.examples, a.length, a.seed, a.fillers)
     except RobenchError as e:
-        sys.stderr.write(f"robench: error: {e}\n")
-        raise SystemExit(2) from None
+        exit_on_bad_input(e)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     write_tsv(a.out, rows)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from robench.argspec import cli_fields
 from robench.studies.denoise.report import write
-from robench.errors import RobenchError
+from robench.errors import RobenchError, exit_on_bad_input
 from robench.studies.denoise.study import DenoiseArgs, check, run
 
 
@@ -32,8 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         check(args)
     except RobenchError as e:
-        sys.stderr.write(f"robench: error: {e}\n")
-        raise SystemExit(2) from None
+        exit_on_bad_input(e)
     write(run(args), Path(args.out))
 
 
