@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import fields
 from pathlib import Path
 
+from robench.fileio import atomic_write_text
 from robench.studies.denoise.study import METHODS, DenoiseRow
 
 COLUMNS = tuple(f.name for f in fields(DenoiseRow))
@@ -66,7 +67,8 @@ def summary_md(rows: list[DenoiseRow]) -> str:
 
 
 def write(rows: list[DenoiseRow], out: Path) -> None:
-    """``out/results.csv`` and ``out/summary.md`` (the summary of the CSV as written)."""
+    """``out/results.csv`` and ``out/summary.md`` (the summary of the CSV as written), each written to a
+    temp file and renamed, so an interrupted run leaves no half-written file."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.csv").write_text(rows_csv(rows))
-    (out / "summary.md").write_text(summary_md(read_rows(out / "results.csv")))
+    atomic_write_text(out / "results.csv", rows_csv(rows))
+    atomic_write_text(out / "summary.md", summary_md(read_rows(out / "results.csv")))

@@ -26,6 +26,8 @@ from robench.studies.denoise.signals import KINDS, add_noise, clean_signals
 METHODS = ("noisy", "sa-identity", "bsa-identity", "sa-learned", "bsa-learned", "bilateral", "nl-means")
 SIGMA_COLOR = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0)
 SIGMA_SPATIAL = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0)
+# (sigma_color, sigma_spatial) candidates, shared by the bilateral filter and BSA-identity's bandwidths
+BILATERAL_GRID = tuple(itertools.product(SIGMA_COLOR, SIGMA_SPATIAL))
 NLM_H = (0.4, 0.6, 0.8, 1.0, 1.2, 1.6, 2.0)  # times the noise sigma
 NLM_PATCH = ((3, 3), (5, 6), (7, 8))  # (patch size, search distance)
 
@@ -80,7 +82,7 @@ def _methods(args: DenoiseArgs, kind: str, sigma: float, seed: int, tr: np.ndarr
     """``{method: (denoise function of test signals, params string)}`` fitted on the training set."""
     shape = tr.shape[1:]
     p = args.patch ** len(shape)
-    bil = _best(list(itertools.product(SIGMA_COLOR, SIGMA_SPATIAL)), tr, tr_noisy,
+    bil = _best(BILATERAL_GRID, tr, tr_noisy,
                 lambda c, xs: bilateral(xs, *c, batch_dims=1))
     nlm = _best([(h * sigma, ps, pd) for h in NLM_H for ps, pd in NLM_PATCH], tr, tr_noisy,
                 _each(lambda c, x: nl_means(x, *c, sigma=sigma)))
@@ -88,7 +90,7 @@ def _methods(args: DenoiseArgs, kind: str, sigma: float, seed: int, tr: np.ndarr
     def layer(kind_, c, learned=False):
         return AttentionDenoiser(kind_, shape, args.patch, h_y=2 * p * c[0] ** 2, h_p=2 * c[1] ** 2, learned=learned)
 
-    bsa_c = _best(list(itertools.product(SIGMA_COLOR, SIGMA_SPATIAL)), tr, tr_noisy,
+    bsa_c = _best(BILATERAL_GRID, tr, tr_noisy,
                   lambda c, xs: denoise(layer("bsa", c), xs))
     out = {
         "noisy": (lambda xs: xs, "-"),
