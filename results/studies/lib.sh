@@ -59,6 +59,14 @@ train_variants() {
   parallel "${jobs[@]}"
 }
 
+# train_mnist: train_variants in vision-mnist.sh's setting (the first 8,000 MNIST test images to train,
+# the last 2,000 to test, 15 epochs), which the MNIST ablation and sensitivity studies share: their
+# `sa`/`bsa`/`grc` checkpoints are vision-mnist's, bit for bit (evaluations read the test slice off the cards).
+train_mnist() {
+  local src=$DATA/mnist/t10k-images-idx3-ubyte.gz
+  train_variants "--task '$src[:8000]' --eval-data '$src[8000:]'" --epochs "${EPOCHS:-15}"
+}
+
 # queue_evaluation SUFFIX ARGS: per seed, `robench evaluate ARGS` on its models paired against its
 # `sa`, into OUT/seed-SEED{SUFFIX}.csv (attacks seeded 0); run_evaluations runs the queue.
 queue_evaluation() {

@@ -17,7 +17,6 @@
 source "$(dirname "$0")/lib.sh"
 VARIANTS="sa bsa bsa-dot bsa-nospatial bsa-pe bsa-fixed sa-nope"
 study mabl results/studies/mnist-ablation
-SRC=$DATA/mnist/t10k-images-idx3-ubyte.gz
 
 variant_args() {
   case $1 in
@@ -29,7 +28,7 @@ variant_args() {
     *) echo "--variant $1" ;;
   esac
 }
-train_variants "--task '$SRC[:8000]' --eval-data '$SRC[8000:]'" --epochs "${EPOCHS:-15}"
+train_mnist
 queue_evaluation "" --threat fgsm:eps=0.02 --threat fgsm:eps=0.05 \
   --threat pgd:eps=0.02,alpha=0.005,steps=20 --threat pgd:eps=0.05,alpha=0.0125,steps=20
 queue_evaluation .spsa --threat spsa:eps=0.1 -n 100

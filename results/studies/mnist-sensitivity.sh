@@ -13,7 +13,6 @@
 source "$(dirname "$0")/lib.sh"
 VARIANTS="sa bsa bsa-hy2 bsa-hy32 bsa-hp1.25 bsa-hp20 grc grc-t0.5 grc-fixed0.1 grc-fixed0.5"
 study msens results/studies/mnist-sensitivity
-SRC=$DATA/mnist/t10k-images-idx3-ubyte.gz
 
 variant_args() {
   case $1 in
@@ -24,7 +23,7 @@ variant_args() {
     *) echo "--variant $1" ;;
   esac
 }
-train_variants "--task '$SRC[:8000]' --eval-data '$SRC[8000:]'" --epochs "${EPOCHS:-15}"
+train_mnist
 queue_evaluation "" --threat pgd:eps=0.02,alpha=0.005,steps=20 --threat pgd:eps=0.05,alpha=0.0125,steps=20
 run_evaluations
 summarize

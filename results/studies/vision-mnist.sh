@@ -10,9 +10,8 @@
 # summary.{csv,md,png} (robench aggregate).
 source "$(dirname "$0")/lib.sh"
 study mnist results/studies/vision-mnist
-SRC=$DATA/mnist/t10k-images-idx3-ubyte.gz
 
-train_variants "--task '$SRC[:8000]' --eval-data '$SRC[8000:]'" --epochs "${EPOCHS:-15}"
+train_mnist
 queue_evaluation "" --threat fgsm:eps=0.02 --threat fgsm:eps=0.05 --threat fgsm:eps=0.1 \
   --threat pgd:eps=0.02,alpha=0.005,steps=20 --threat pgd:eps=0.05,alpha=0.0125,steps=20 \
   --threat pgd:eps=0.1,alpha=0.025,steps=20 --threat corruption:name=all
